@@ -1,0 +1,64 @@
+"""Checks that answer bad input before any work starts, each with one line naming the key.
+
+Most values are checked where they are used (neurons, quantizer, encoders, data sources, device
+cards raise `ValueError`s that name their key); this module adds the command-line group check
+and the cross-cutting checks no single constructor owns.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from omegaconf import DictConfig
+
+
+class ConfigError(ValueError):
+    """A configuration value that QUEST cannot run with."""
+
+
+def group_options(conf_dir: Path) -> dict[str, list[str]]:
+    """Config group name -> available options (YAML file stems) under conf/."""
+    return {
+        d.name: sorted(p.stem for p in d.glob("*.yaml"))
+        for d in sorted(conf_dir.iterdir())
+        if d.is_dir() and d.name != "hydra"
+    }
+
+
+def check_cli_overrides(argv: Sequence[str], conf_dir: Path) -> None:
+    """Reject `group=option` overrides whose option does not exist (also in comma sweeps)."""
+    groups = group_options(conf_dir)
+    for arg in argv:
+        if arg.startswith("-") or "=" not in arg:
+            continue
+        key, value = arg.split("=", 1)
+        key = key.lstrip("+")
+        if key not in groups or "(" in value or value in ("null", ""):
+            continue
+        for option in value.split(","):
+            if option not in groups[key]:
+                raise ConfigError(f"{key}={option}: allowed {', '.join(groups[key])}")
+
+
+def validate_config(cfg: DictConfig) -> None:
+    """Cross-cutting checks on the composed config (before data, model or trainer are built)."""
+    epochs = cfg.trainer.get("max_epochs")
+    if not (isinstance(epochs, int) and epochs >= 1):
+        raise ConfigError(f"trainer.max_epochs={epochs!r}: must be an integer >= 1")
+    if cfg.get("test_ckpt") not in ("best", "last"):
+        raise ConfigError(f"test_ckpt={cfg.get('test_ckpt')!r}: allowed best, last")
+    ckpt = cfg.get("ckpt_path")
+    if ckpt is not None and not Path(ckpt).is_file():
+        raise ConfigError(f"ckpt_path={ckpt}: no such checkpoint file")
+    bits = cfg.precision.get("bits")
+    if bits not in (2, 3, 4, None):
+        raise ConfigError(f"precision.bits={bits!r}: allowed 2, 3, 4 or null (fp32)")
+    steps = cfg.encoding.get("time_steps")
+    if not (isinstance(steps, int) and not isinstance(steps, bool) and steps >= 1):
+        raise ConfigError(f"encoding.time_steps={steps!r}: must be an integer >= 1")
+    selection = cfg.pattern.get("selection")
+    if not (selection == "best" or (isinstance(selection, int) and selection >= 1)):
+        raise ConfigError(f"pattern.selection={selection!r}: allowed best or a pattern number >= 1")
+    batch = cfg.data.get("batch_size")
+    if not (isinstance(batch, int) and batch >= 1):
+        raise ConfigError(f"data.batch_size={batch!r}: must be an integer >= 1")

@@ -1,0 +1,65 @@
+"""A loader over tensors that yields whole batches by one index gather (no per-image collate).
+
+Shuffles with a per-epoch seed, keeps or drops the last partial batch, and under distributed
+training gives each process its own shard of every epoch's permutation (so the trainer's
+`use_distributed_sampler` must be off; the QUEST trainer configs set it).
+"""
+from __future__ import annotations
+
+from typing import Iterator
+
+import torch
+import torch.distributed as dist
+
+
+class TensorBatchLoader:
+    """Iterate (x[idx], y[idx]) batches of tensors that may already live on the accelerator."""
+
+    def __init__(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        batch_size: int,
+        shuffle: bool,
+        drop_last: bool,
+        seed: int = 0,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"data.batch_size={batch_size}: must be >= 1")
+        self.x, self.y = x, y
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.drop_last = drop_last
+        self.seed = seed
+        self.epoch = 0
+
+    def _shard(self) -> tuple[int, int]:
+        if dist.is_available() and dist.is_initialized():
+            return dist.get_rank(), dist.get_world_size()
+        return 0, 1
+
+    def _indices(self) -> torch.Tensor:
+        n = len(self.x)
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed + self.epoch)
+            order = torch.randperm(n, generator=g)
+        else:
+            order = torch.arange(n)
+        rank, world = self._shard()
+        per_rank = n // world if (self.drop_last or self.shuffle) else -(-n // world)
+        if world > 1:
+            if per_rank * world > n:  # pad by wrapping, as DistributedSampler does
+                order = torch.cat([order, order[: per_rank * world - n]])
+            order = order[rank * per_rank : (rank + 1) * per_rank]
+        return order
+
+    def __len__(self) -> int:
+        n = len(self._indices())
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        order = self._indices().to(self.x.device)
+        self.epoch += 1
+        for i in range(len(self)):
+            idx = order[i * self.batch_size : (i + 1) * self.batch_size]
+            yield self.x[idx], self.y[idx]

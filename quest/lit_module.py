@@ -1,0 +1,118 @@
+"""The LightningModule: BPTT over T steps with the spiking network, REFERENCE.md section 6.
+
+loss = mean over t of cross-entropy(logits_t, y); prediction = argmax of sum over t of logits_t.
+Adam (lr 1e-3, weight decay 1e-4) with cosine annealing over all epochs, or the paper's x0.1
+steps at 50% and 75% of the epochs.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchmetrics import MaxMetric, MeanMetric
+from torchmetrics.classification import MulticlassAccuracy
+
+SCHEDULERS = ("cosine", "step", "none")
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or infinite; the run stops, keeping the last good checkpoint."""
+
+
+class QuestModule(L.LightningModule):
+    """Wraps a spiking network whose forward returns logits [T, B, K]."""
+
+    def __init__(
+        self,
+        net: nn.Module,
+        num_classes: int = 10,
+        lr: float = 1e-3,
+        weight_decay: float = 1e-4,
+        scheduler: str = "cosine",
+        step_milestones: tuple[float, ...] = (0.5, 0.75),
+        step_gamma: float = 0.1,
+        compile: bool = False,
+    ) -> None:
+        super().__init__()
+        if scheduler not in SCHEDULERS:
+            raise ValueError(f"module.scheduler={scheduler!r}: allowed {list(SCHEDULERS)}")
+        if not lr > 0:
+            raise ValueError(f"module.lr={lr!r}: must be > 0")
+        self.save_hyperparameters(logger=False, ignore=["net"])
+        self.net = net
+        self.train_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.val_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.test_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.train_loss = MeanMetric()
+        self.val_loss = MeanMetric()
+        self.test_loss = MeanMetric()
+        self.val_acc_best = MaxMetric()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def setup(self, stage: str) -> None:
+        if self.hparams.compile and stage == "fit":
+            self.net = torch.compile(self.net)
+
+    def model_step(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(loss, predictions, targets) for one batch."""
+        x, y = batch
+        logits = self.net(x)
+        t = logits.shape[0]
+        loss = F.cross_entropy(logits.flatten(0, 1), y.repeat(t))  # = mean_t CE(logits_t, y)
+        return loss, logits.sum(0).argmax(-1), y
+
+    def on_train_start(self) -> None:
+        self.val_acc_best.reset()
+
+    def on_train_epoch_start(self) -> None:
+        self.log("lr", self.optimizers().param_groups[0]["lr"], on_step=False, on_epoch=True)
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        loss, preds, y = self.model_step(batch)
+        if not torch.isfinite(loss):
+            raise NonFiniteLossError(
+                f"training loss became {loss.item()} at epoch {self.current_epoch}, step {self.global_step}; "
+                "stopped, the last good checkpoint is kept (try a lower module.lr)"
+            )
+        self.train_loss(loss)
+        self.train_acc(preds, y)
+        self.log("train/loss", self.train_loss, on_step=True, on_epoch=True, prog_bar=True)
+        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
+        return loss
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        loss, preds, y = self.model_step(batch)
+        self.val_loss(loss)
+        self.val_acc(preds, y)
+        self.log("val/loss", self.val_loss, on_step=False, on_epoch=True, prog_bar=True)
+        self.log("val/acc", self.val_acc, on_step=False, on_epoch=True, prog_bar=True)
+
+    def on_validation_epoch_end(self) -> None:
+        self.val_acc_best(self.val_acc.compute())
+        self.log("val/acc_best", self.val_acc_best.compute(), sync_dist=True, prog_bar=True)
+
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        loss, preds, y = self.model_step(batch)
+        self.test_loss(loss)
+        self.test_acc(preds, y)
+        self.log("test/loss", self.test_loss, on_step=False, on_epoch=True)
+        self.log("test/acc", self.test_acc, on_step=False, on_epoch=True)
+
+    def configure_optimizers(self) -> Any:
+        hp = self.hparams
+        optimizer = torch.optim.Adam(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
+        epochs = max(1, self.trainer.max_epochs or 1)
+        if hp.scheduler == "none":
+            return optimizer
+        if hp.scheduler == "cosine":
+            scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+        else:
+            milestones = sorted({max(1, math.floor(f * epochs)) for f in hp.step_milestones})
+            scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones, gamma=hp.step_gamma)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}

@@ -1,0 +1,162 @@
+"""One training run from a composed config: check, build, fit, test, record.
+
+Bad input is answered before training with one line naming the key. A run folder's results.json
+says "running" until the run ends, then "completed" (with the results) or "failed" (with the
+reason); in a multirun a failed job returns instead of raising, so the other jobs go on.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
+from hydra.types import RunMode
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from quest.config_checks import validate_config
+from quest.lit_module import NonFiniteLossError, QuestModule
+from quest.loggers import build_loggers
+from quest.results import ENERGY_FILE, RESULTS_FILE, is_completed, read_json, write_json_atomic
+
+log = logging.getLogger("quest")
+
+BUILD_ERRORS = (ValueError, KeyError, InstantiationException, OmegaConfBaseException, FileNotFoundError)
+
+
+@dataclass
+class RunParts:
+    datamodule: L.LightningDataModule
+    module: QuestModule
+    trainer: L.Trainer
+    callbacks: list[L.Callback]
+
+
+def one_line(err: BaseException) -> str:
+    """The root cause of an error as one line (Hydra wraps constructor errors)."""
+    while isinstance(err, InstantiationException) and err.__cause__ is not None:
+        err = err.__cause__
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__
+
+
+def _hydra_context() -> tuple[bool, str, str | None]:
+    """(multirun?, run name from the overrides, W&B group = sweep folder name)."""
+    if not HydraConfig.initialized():
+        return False, "run", None
+    hc = HydraConfig.get()
+    multirun = hc.mode == RunMode.MULTIRUN
+    name = hc.job.override_dirname or "default"
+    group = Path(hc.sweep.dir).name if multirun else None
+    return multirun, name, group
+
+
+def build(cfg: DictConfig, run_name: str, group: str | None) -> RunParts:
+    """Everything a run needs, checked before any training."""
+    validate_config(cfg)
+    datamodule = instantiate(cfg.data)
+    datamodule.load()  # a missing or corrupt data file stops here
+    net = instantiate(cfg.model)
+    module = instantiate(cfg.module, net=net)
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c and "_target_" in c]
+    loggers = build_loggers(cfg, run_name, group)
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    return RunParts(datamodule, module, trainer, callbacks)
+
+
+def _finish_loggers(trainer: L.Trainer | None) -> None:
+    for lg in (trainer.loggers if trainer is not None else []):
+        if type(lg).__name__ == "WandbLogger":
+            import wandb
+
+            wandb.finish()
+
+
+def train(cfg: DictConfig) -> float | None:
+    """Run one job; returns the test accuracy (None when the job failed)."""
+    out = Path(cfg.paths.output_dir)
+    multirun, run_name, group = _hydra_context()
+    if multirun and cfg.get("skip_completed") and is_completed(out):
+        done = read_json(out / RESULTS_FILE) or {}
+        log.info("skipping %s: completed in an earlier run of this sweep", out.name)
+        return done.get("test_acc")
+    record: dict[str, Any] = {
+        "status": "running",
+        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "run_name": run_name,
+        "overrides": list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else [],
+        "config": OmegaConf.to_container(cfg, resolve=True),
+    }
+    write_json_atomic(out / RESULTS_FILE, record)
+
+    def fail(kind: str, message: str, code: int) -> None:
+        record.update(status="failed", error_kind=kind, error=message)
+        write_json_atomic(out / RESULTS_FILE, record)
+        log.error("%s: %s", kind, message)
+        if not multirun:
+            raise SystemExit(code)
+
+    try:
+        L.seed_everything(cfg.seed, workers=True, verbose=False)
+        parts = build(cfg, run_name, group)
+    except BUILD_ERRORS as e:
+        fail("config error", one_line(e), 2)
+        return None
+
+    trainer = parts.trainer
+    for lg in trainer.loggers:
+        lg.log_hyperparams(record["config"])
+    start = time.time()
+    try:
+        trainer.fit(parts.module, parts.datamodule, ckpt_path=cfg.get("ckpt_path"))
+        ckpt = trainer.checkpoint_callback
+        test_from = "best" if cfg.test_ckpt == "best" and ckpt is not None and ckpt.best_model_path else None
+        trainer.test(parts.module, parts.datamodule, ckpt_path=test_from, verbose=False)
+    except NonFiniteLossError as e:
+        _finish_loggers(trainer)
+        fail("non-finite loss", str(e), 1)
+        return None
+    except Exception as e:  # noqa: BLE001 - any training failure is recorded, not left half-written
+        (out / "error.log").write_text(traceback.format_exc())
+        _finish_loggers(trainer)
+        fail("training error", f"{one_line(e)} (traceback in {out / 'error.log'})", 1)
+        return None
+    if not trainer.is_global_zero:
+        return None
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if torch.is_tensor(v) and v.numel() == 1}
+    ckpt = trainer.checkpoint_callback
+    record.update(
+        status="completed",
+        test_acc=metrics.get("test/acc"),
+        test_loss=metrics.get("test/loss"),
+        best_val_acc=float(parts.module.val_acc_best.compute()),
+        epochs=trainer.current_epoch,
+        global_steps=trainer.global_step,
+        wall_time_s=round(time.time() - start, 2),
+        test_checkpoint=(ckpt.best_model_path if cfg.test_ckpt == "best" and ckpt else "last"),
+        energy_file=ENERGY_FILE if (out / ENERGY_FILE).exists() else None,
+        finished=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    )
+    write_json_atomic(out / RESULTS_FILE, record)
+    _finish_loggers(trainer)
+    log.info(
+        "test accuracy %.4f (best val %.4f) after %d epochs in %.1fs; results in %s",
+        record["test_acc"] or float("nan"), record["best_val_acc"], record["epochs"], record["wall_time_s"], out,
+    )
+    return record["test_acc"]
+
+
+def exit_on_config_error(message: str) -> None:
+    """Print one line to stderr and exit 2 (used before Hydra composes anything)."""
+    print(f"config error: {message}", file=sys.stderr)
+    raise SystemExit(2)

@@ -1,0 +1,1 @@
+"""Spiking building blocks: surrogate gradients, the MINT quantizer, neurons, encoders, layers."""

@@ -1,0 +1,75 @@
+"""MINT quantizer (Yin et al., 2023) as used by QUEST, REFERENCE.md section 5.
+
+For b bits, Q = 2^(b-1) - 1 and a learnable scale alpha:
+
+    q(x) = (alpha / Q) * round(Q * clamp(tanh(x) / alpha, -1, 1))
+
+with a straight-through round. The same q and alpha quantize a layer's weights and its membrane
+potential (the shared scaling factor), so inference runs on integer levels.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+ALLOWED_BITS = (2, 3, 4)
+
+
+def max_level(bits: int) -> int:
+    """Q = 2^(b-1) - 1: the largest integer level (2-bit: 1, 3-bit: 3, 4-bit: 7)."""
+    if bits not in ALLOWED_BITS:
+        raise ValueError(f"precision.bits={bits!r}: allowed {list(ALLOWED_BITS)} or null (fp32)")
+    return 2 ** (bits - 1) - 1
+
+
+def mint_quantize(x: torch.Tensor, alpha: torch.Tensor, q_max: int) -> torch.Tensor:
+    """q(x) = (alpha/Q) * round_ste(Q * clamp(tanh(x)/alpha, -1, 1))."""
+    y = torch.clamp(torch.tanh(x) / alpha, -1.0, 1.0) * q_max
+    y = torch.round(y).detach() + (y - y.detach())  # value round(y) exactly, gradient 1
+    return y * (alpha / q_max)
+
+
+def mint_levels(x: torch.Tensor, alpha: torch.Tensor, q_max: int) -> torch.Tensor:
+    """Integer levels round(Q * clamp(tanh(x)/alpha, -1, 1)) in [-Q, Q], as int8 (no gradient)."""
+    with torch.no_grad():
+        return torch.round(torch.clamp(torch.tanh(x) / alpha, -1.0, 1.0) * q_max).to(torch.int8)
+
+
+class MintQuantizer(nn.Module):
+    """One layer's quantizer: `bits` in {2, 3, 4} and a learnable scale alpha.
+
+    alpha starts at 2 * mean(|w|) / sqrt(Q) of the layer's initial weights.
+    """
+
+    def __init__(self, bits: int, init_weight: torch.Tensor | None = None) -> None:
+        super().__init__()
+        self.bits = bits
+        self.q_max = max_level(bits)
+        self.alpha = nn.Parameter(torch.tensor(1.0))
+        if init_weight is not None:
+            self.init_alpha(init_weight)
+
+    @torch.no_grad()
+    def init_alpha(self, weight: torch.Tensor) -> None:
+        """alpha_0 = 2 * mean(|w|) / sqrt(Q)."""
+        self.alpha.fill_(2.0 * weight.abs().mean().item() / math.sqrt(self.q_max))
+
+    def scale(self) -> torch.Tensor:
+        """alpha, kept strictly positive so that tanh(x)/alpha stays finite."""
+        return self.alpha.clamp_min(1e-8)
+
+    @property
+    def num_levels(self) -> int:
+        """2Q + 1 levels: 3 at 2-bit, 7 at 3-bit, 15 at 4-bit."""
+        return 2 * self.q_max + 1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return mint_quantize(x, self.scale(), self.q_max)
+
+    def levels(self, x: torch.Tensor) -> torch.Tensor:
+        return mint_levels(x, self.scale(), self.q_max)
+
+    def extra_repr(self) -> str:
+        return f"bits={self.bits}, levels={self.num_levels}"

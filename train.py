@@ -1,0 +1,31 @@
+"""Train a QUEST spiking network: python train.py [experiment=quickstart] [group=option ...].
+
+Multirun grids: python train.py -m precision=2,3,4 neuron=if_hard,lif_soft
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+os.environ.setdefault("QUEST_ROOT", str(ROOT))
+
+import hydra  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
+
+from quest.config_checks import ConfigError, check_cli_overrides  # noqa: E402
+from quest.pipeline import exit_on_config_error, train  # noqa: E402
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    return train(cfg)
+
+
+if __name__ == "__main__":
+    try:
+        check_cli_overrides(sys.argv[1:], ROOT / "conf")
+    except ConfigError as e:
+        exit_on_config_error(str(e))
+    main()
