@@ -136,18 +136,21 @@ class CmosEnergy:
     ratio: float
 
 
-def cmos_energy_pJ(layers: Iterable[tuple[float, float | None]],
+def cmos_energy_pJ(layers: Iterable[tuple[float, float | None] | tuple[float, float | None, int]],
                    e_mac_pJ: float = E_MAC_pJ, e_ac_pJ: float = E_AC_pJ) -> CmosEnergy:
     """E_ANN = sum FLOPs * E_MAC; E_SNN = MAC layers at E_MAC + spiking layers at r_in * E_AC.
 
-    ``layers``: (FLOPs, input spike rate) per layer; rate None marks a non-spiking input (the
-    encoding layer, counted once as MACs). Rates are summed over time steps (REFERENCE.md s. 9).
+    ``layers``: (FLOPs, input spike rate[, mac_steps]) per layer; rate None marks a non-spiking
+    input, costed as MACs on ``mac_steps`` time steps (default 1: the direct-encoding conv, whose
+    input is the same at every step, counts once). Rates are summed over time steps
+    (REFERENCE.md section 9).
     """
     ann = snn = 0.0
-    for i, (flops, rate) in enumerate(layers):
-        if flops < 0 or (rate is not None and rate < 0):
-            raise ValueError(f"layer {i}: FLOPs={flops} and rate={rate} must be >= 0")
+    for i, layer in enumerate(layers):
+        flops, rate, *rest = layer
+        mac_steps = rest[0] if rest else 1
+        if flops < 0 or (rate is not None and rate < 0) or mac_steps < 1:
+            raise ValueError(f"layer {i}: FLOPs={flops}, rate={rate}, mac_steps={mac_steps} out of range")
         ann += flops * e_mac_pJ
-        snn += flops * e_mac_pJ if rate is None else flops * rate * e_ac_pJ
+        snn += flops * e_mac_pJ * mac_steps if rate is None else flops * rate * e_ac_pJ
     return CmosEnergy(ann, snn, ann / snn if snn > 0 else math.inf)
-

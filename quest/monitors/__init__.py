@@ -1,0 +1,1 @@
+"""Lightning callbacks that account device energy: weight transitions (write) and activity (read)."""

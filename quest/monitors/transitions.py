@@ -1,0 +1,191 @@
+"""Weight-state transitions and write energy (Algorithm 1, REFERENCE.md section 8).
+
+After every optimizer step each quantized layer's integer weight levels (the state matrix) are
+compared with those of the previous step, and the transition count matrix C (level i -> j) is
+accumulated, for every weight, in one bincount per layer. Per layer and pattern p:
+
+    P_ij = C_ij / sum(C),   E = sum_ij P_ij * E_p[i][j]  (fJ per weight per update)
+    per batch = E * n_weights,   per sample = per batch / batch size
+
+Counted per epoch, and in QUEST's windows of batches (early 0-9, middle 95-104, final 180-189
+of the first epoch) to reproduce its figures; `subset: quest` restricts the count to QUEST's
+sampled weights (output and input channels below a quarter, kernel positions {0,2}x{0,2}).
+
+Under data-parallel training every process holds the same weights after each step, so counts
+are taken from the local replica (rank 0 writes them); summing across processes would count
+each transition once per process.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import lightning as L
+import numpy as np
+import torch
+
+from quest.device import layer_write_energy, non_adjacent_share
+from quest.monitors.device_context import DeviceContext
+from quest.monitors.energy_file import update_energy_file
+
+QUEST_WINDOWS = {"early": [0, 10], "middle": [95, 105], "final": [180, 190]}
+SUBSETS = ("all", "quest")
+
+
+def quest_subset(levels: torch.Tensor) -> torch.Tensor:
+    """QUEST's sampled weights: out/in channels below a quarter, kernel positions {0,2}x{0,2}."""
+    c_out, c_in = levels.shape[:2]
+    sub = levels[: max(1, c_out // 4), : max(1, c_in // 4)]
+    return sub[:, :, [0, 2]][:, :, :, [0, 2]] if levels.dim() == 4 and levels.shape[-1] >= 3 else sub
+
+
+def transition_counts(prev: torch.Tensor, cur: torch.Tensor, q_max: int) -> torch.Tensor:
+    """C[i, j] = #weights at level i before and level j after (levels -Q..Q -> index 0..2Q)."""
+    k = 2 * q_max + 1
+    idx = (prev.long() + q_max) * k + (cur.long() + q_max)
+    return torch.bincount(idx.flatten(), minlength=k * k).view(k, k)
+
+
+class TransitionMonitor(L.Callback):
+    """Counts weight-level transitions after every optimizer step; reports write energy."""
+
+    def __init__(
+        self,
+        device: Mapping[str, Any],
+        bits: int | None,
+        neuron: Mapping[str, Any],
+        pattern: int | str = "best",
+        subset: str = "all",
+        windows: Mapping[str, list[int]] | None = None,
+        window_epoch: int = 0,
+        log_per_pattern: bool = True,
+    ) -> None:
+        if subset not in SUBSETS:
+            raise ValueError(f"callbacks.transition_monitor.subset={subset!r}: allowed {list(SUBSETS)}")
+        self.ctx = DeviceContext.from_config(device, bits, neuron, pattern)
+        self.subset = subset
+        self.windows = {k: list(v) for k, v in (windows or {}).items()}
+        self.window_epoch = window_epoch
+        self.log_per_pattern = log_per_pattern
+        self.layers: list[tuple[str, Any]] = []
+        self.prev: dict[str, torch.Tensor] = {}
+        self.epoch_counts: dict[str, torch.Tensor] = {}
+        self.window_counts: dict[str, dict[str, torch.Tensor]] = {}
+        self.history: list[dict[str, Any]] = []
+        self.batch_size = 0
+
+    # -- counting ------------------------------------------------------------------------------
+    def _levels(self, layer: Any) -> torch.Tensor:
+        levels = layer.weight_levels()
+        return quest_subset(levels) if self.subset == "quest" else levels
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        net = pl_module.net
+        self.layers = [(n, blk) for n, blk in net.device_layers() if blk.quantized] if self.ctx.bits else []
+        self.prev = {n: self._levels(blk) for n, blk in self.layers}
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.epoch_counts = {}
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if not self.layers:
+            return
+        self.batch_size = len(batch[1])
+        q = self.layers[0][1].quantizer.q_max
+        in_window = [
+            w for w, (lo, hi) in self.windows.items()
+            if trainer.current_epoch == self.window_epoch and lo <= batch_idx < hi
+        ]
+        for name, blk in self.layers:
+            cur = self._levels(blk)
+            counts = transition_counts(self.prev[name], cur, q)
+            self.prev[name] = cur
+            acc = self.epoch_counts.get(name)
+            self.epoch_counts[name] = counts if acc is None else acc + counts
+            for w in in_window:
+                wc = self.window_counts.setdefault(w, {})
+                wc[name] = counts if name not in wc else wc[name] + counts
+
+    # -- reporting -----------------------------------------------------------------------------
+    def _layer_report(self, counts: torch.Tensor, n_weights: int, tracked: int) -> dict[str, Any]:
+        c = counts.cpu().numpy().astype(np.int64)
+        share = non_adjacent_share(c)
+        out: dict[str, Any] = {
+            "n_weights": n_weights,
+            "tracked_weights": tracked,
+            "updates": int(c.sum()) // max(1, tracked),
+            "transition_counts": c.tolist(),
+            "changed_share": float(1 - np.trace(c) / max(1, c.sum())),
+            "non_adjacent_share": share.of_all,
+            "non_adjacent_share_of_changes": share.of_changes,
+        }
+        if not self.ctx.realizable or self.ctx.write_fJ is None:
+            out["write_energy"] = self.ctx.not_realizable if not self.ctx.realizable else "no pattern listed"
+            return out
+        per_pattern = {}
+        for p, e in zip(self.ctx.patterns, self.ctx.write_fJ):
+            w = layer_write_energy(c, e, n_weights, max(1, self.batch_size))
+            per_pattern[str(p.number)] = {
+                "per_weight_update_fJ": w.per_weight_update_fJ,
+                "per_batch_fJ": w.per_batch_fJ,
+                "per_sample_fJ": w.per_sample_fJ,
+            }
+        out["write_energy"] = per_pattern
+        return out
+
+    def _section(self, counts_by_layer: Mapping[str, torch.Tensor]) -> dict[str, Any]:
+        layers = {}
+        for name, blk in self.layers:
+            if name not in counts_by_layer:
+                continue
+            tracked = self._levels(blk).numel()
+            layers[name] = self._layer_report(counts_by_layer[name], blk.conv.weight.numel(), tracked)
+        section: dict[str, Any] = {"layers": layers}
+        if self.ctx.realizable and self.ctx.write_fJ is not None and layers:
+            totals = {
+                str(p.number): sum(l["write_energy"][str(p.number)]["per_batch_fJ"] for l in layers.values())
+                for p in self.ctx.patterns
+            }
+            best = min(totals, key=totals.get)
+            section.update(total_per_batch_fJ=totals, best_pattern=int(best))
+        return section
+
+    def selected_pattern(self, section: Mapping[str, Any]) -> int | None:
+        """The headline pattern: the configured number, or the least-energy one for `best`."""
+        if self.ctx.selection == "best":
+            return section.get("best_pattern")
+        return int(self.ctx.selection)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not self.layers or not self.epoch_counts:
+            return
+        section = self._section(self.epoch_counts)
+        section["epoch"] = trainer.current_epoch
+        self.history.append(section)
+        sel = self.selected_pattern(section)
+        metrics: dict[str, float] = {}
+        for name, rep in section["layers"].items():
+            metrics[f"write/{name}/changed_share"] = rep["changed_share"]
+            metrics[f"write/{name}/non_adjacent_share"] = rep["non_adjacent_share"]
+            if isinstance(rep["write_energy"], dict) and sel is not None:
+                metrics[f"write/{name}/per_sample_fJ"] = rep["write_energy"][str(sel)]["per_sample_fJ"]
+                if self.log_per_pattern:
+                    for p, e in rep["write_energy"].items():
+                        metrics[f"write_by_pattern/{name}/P{p}_per_weight_update_fJ"] = e["per_weight_update_fJ"]
+        if sel is not None:
+            metrics["write/selected_pattern"] = float(sel)
+        pl_module.log_dict(metrics, rank_zero_only=True)
+        if trainer.is_global_zero:
+            windows = {w: self._section(c) for w, c in self.window_counts.items()}
+            update_energy_file(
+                trainer,
+                "write",
+                {
+                    "subset": self.subset,
+                    "windows_epoch": self.window_epoch,
+                    "windows_batches": self.windows,
+                    "epochs": self.history,
+                    "windows": windows,
+                    "selected_pattern": sel,
+                },
+                self.ctx,
+            )
