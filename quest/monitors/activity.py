@@ -90,6 +90,7 @@ class ActivityMonitor(L.Callback):
 
     # -- observing -----------------------------------------------------------------------------
     def _observer(self, name: str):
+        @torch.no_grad()
         def observe(layer: SpikingConv, x: torch.Tensor, spikes: torch.Tensor) -> None:
             if x.dim() == 4:  # static input (direct encoding): not spikes, no AOR
                 x = x.unsqueeze(0)

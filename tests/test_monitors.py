@@ -1,0 +1,127 @@
+"""Energy monitors against numbers worked by hand (REFERENCE.md sections 8 and 9)."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from conftest import CONF
+from quest.device import DeviceCard
+from quest.monitors.activity import ActivityMonitor, ops_per_level
+from quest.monitors.transitions import TransitionMonitor, quest_subset, transition_counts
+from quest.snn.layers import SpikingConv
+from quest.snn.neurons import IFHard
+
+SK3 = DeviceCard.from_yaml(CONF / "device" / "sk_mtj_3state.yaml")
+IF_HARD = {"name": "if_hard", "theta": 0.5}
+
+
+def sk3_config():
+    from omegaconf import OmegaConf
+
+    return OmegaConf.load(CONF / "device" / "sk_mtj_3state.yaml")
+
+
+def test_transition_counts_by_hand():
+    prev = torch.tensor([-1, -1, 0, 0, 0, 1, 1, 1], dtype=torch.int8)
+    cur = torch.tensor([-1, 0, 0, 1, -1, 1, 0, 1], dtype=torch.int8)
+    # -1->-1: 1, -1->0: 1 | 0->0: 1, 0->+1: 1, 0->-1: 1 | +1->+1: 2, +1->0: 1
+    assert transition_counts(prev, cur, 1).tolist() == [[1, 1, 0], [1, 1, 1], [0, 1, 2]]
+
+
+def test_quest_subset_shape():
+    levels = torch.zeros(128, 64, 3, 3, dtype=torch.int8)
+    assert quest_subset(levels).shape == (32, 16, 2, 2)
+
+
+def small_layer() -> tuple[SpikingConv, torch.Tensor]:
+    """1 -> 2 channels, 3x3, stride 2, padding 1, on a 4x4 input with spikes at (0,0), (1,1), (3,3)."""
+    layer = SpikingConv(1, 2, IFHard(theta=0.5), bits=2, stride=2, padding=1)
+    levels = torch.tensor(
+        [[[1, 0, -1], [0, 1, 0], [0, 0, 1]], [[0, 0, 0], [0, -1, 0], [1, 1, 1]]], dtype=torch.float32
+    ).unsqueeze(1)
+    with torch.no_grad():
+        layer.quantizer.alpha.fill_(0.5)
+        layer.conv.weight.copy_(levels * 2.0)  # tanh(2)/.5 > 1 -> clamps to the level
+    x = torch.zeros(1, 1, 1, 4, 4)
+    x[0, 0, 0, 0, 0] = x[0, 0, 0, 1, 1] = x[0, 0, 0, 3, 3] = 1.0
+    return layer, x
+
+
+def test_ops_per_level_with_padding_and_stride():
+    # Output (oh, ow) reads input (2 oh + i - 1, 2 ow + j - 1). A[i, j] = output positions whose
+    # offset (i, j) sees a spike: (0,0) -> A[1,1]; (1,1) -> A[0,0], A[0,2], A[2,0], A[2,2];
+    # (3,3) -> A[2,2].  A = [[1,0,1],[0,1,0],[1,0,2]].
+    # N(+1) = out0 (0,0)+(1,1)+(2,2) = 1+1+2 = 4, out1 (2,0)+(2,1)+(2,2) = 1+0+2 = 3 -> 7
+    # N(-1) = out0 (0,2) = 1, out1 (1,1) = 1 -> 2
+    layer, x = small_layer()
+    n = ops_per_level(x, layer.weight_levels().long() + 1, 3, stride=2, padding=1)
+    assert n[0].item() == 2 and n[2].item() == 7
+
+
+def test_activity_report_by_hand():
+    layer, x = small_layer()
+    mon = ActivityMonitor(sk3_config(), 2, IF_HARD, pattern=6)
+    net = SimpleNamespace(
+        block_names=["conv2"], blocks=[layer], device_layers=lambda: [("conv2", layer)],
+        time_steps=1, encoder=SimpleNamespace(is_static=False), head=[],
+    )
+    layer.observer = mon._observer("conv2")
+    spikes = layer(x, time_steps=1)
+    # currents (alpha/Q = .5 per level): out0 at (0,0): 1+1 -> 1.0 fires; (1,1): 1+1 fires;
+    # every other output stays <= .5 -> 2 spikes of 8 neurons
+    assert spikes.sum().item() == 2
+    report = mon.report({n: v.numpy() for n, v in mon.stats.items()}, net, epoch=0)
+    rep = report["layers"]["conv2"]
+    assert rep["spike_rate"] == pytest.approx(2 / 8)
+    assert rep["input_spike_rate"] == pytest.approx(3 / 16)
+    assert rep["weight_sparsity"] == pytest.approx(10 / 18)
+    # all ops: FLOPs = 3*3 * 1 * 2 * 2 * 2 = 72; effective 7 + 2 = 9 -> AOR = .125
+    assert rep["total_ops_per_sample"] == 72
+    assert rep["aor"] == pytest.approx(9 / 72)
+    # P6: -1 -> c (1.807 fJ), +1 -> b (1.809 fJ): 7 * 1.809 + 2 * 1.807 = 16.277
+    assert rep["read_energy_per_sample_fJ"]["6"] == pytest.approx(16.277)
+    # P1: -1 -> a (1.812), +1 -> c (1.807): 2 * 1.812 + 7 * 1.807 = 16.273
+    assert rep["read_energy_per_sample_fJ"]["1"] == pytest.approx(16.273)
+    # CMOS: ANN 72 * 4.6 = 331.2 pJ; SNN 72 * (3/16) * 0.9 = 12.15 pJ
+    assert report["cmos"]["ann_pJ"] == pytest.approx(331.2)
+    assert report["cmos"]["snn_pJ"] == pytest.approx(12.15)
+    assert report["selected_pattern"] == 6
+
+
+def test_not_realizable_reports_reason_instead_of_numbers():
+    layer, x = small_layer()
+    mon = ActivityMonitor(sk3_config(), 2, {"name": "lif_hard", "theta": 0.5, "leak": 0.5}, pattern="best")
+    layer.observer = mon._observer("conv2")
+    layer(x, time_steps=1)
+    net = SimpleNamespace(
+        block_names=["conv2"], blocks=[layer], device_layers=lambda: [("conv2", layer)],
+        time_steps=1, encoder=SimpleNamespace(is_static=False), head=[],
+    )
+    rep = mon.report({n: v.numpy() for n, v in mon.stats.items()}, net, epoch=0)["layers"]["conv2"]
+    assert rep["read_energy_per_sample_fJ"].startswith("not realizable on sk_mtj_3state: ")
+    assert "LIF" in rep["read_energy_per_sample_fJ"]
+    assert rep["aor"] == pytest.approx(9 / 72)  # activity itself is still measured
+
+
+def test_write_energy_section_by_hand():
+    mon = TransitionMonitor(sk3_config(), 2, IF_HARD, pattern="best")
+    # 100 weights, counts over 2 updates: 180 stay, 10 (0 -> +1), 6 (+1 -> 0), 4 (-1 -> 0)
+    counts = torch.tensor([[40, 4, 0], [0, 100, 10], [0, 6, 40]])
+    mon.batch_size = 50
+    rep = mon._layer_report(counts, n_weights=100, tracked=100)
+    # P6: 0->+1 5.1, +1->0 5.1, -1->0 5.8: (10*5.1 + 6*5.1 + 4*5.8) / 200 = 104.8 / 200 = .524 fJ
+    assert rep["write_energy"]["6"]["per_weight_update_fJ"] == pytest.approx(0.524)
+    assert rep["write_energy"]["6"]["per_batch_fJ"] == pytest.approx(52.4)
+    assert rep["write_energy"]["6"]["per_sample_fJ"] == pytest.approx(52.4 / 50)
+    # P1 (-1 a, 0 b, +1 c): 0->+1 = b->c 5.8, +1->0 = c->b 10.9, -1->0 = a->b 5.1:
+    # (58 + 65.4 + 20.4) / 200 = .719
+    assert rep["write_energy"]["1"]["per_weight_update_fJ"] == pytest.approx(0.719)
+    assert rep["updates"] == 2 and rep["non_adjacent_share"] == 0.0
+    assert rep["changed_share"] == pytest.approx(20 / 200)
+
+
+def test_bad_pattern_number_names_the_key():
+    with pytest.raises(ValueError, match=r"pattern\.selection=7: sk_mtj_3state at 2-bit has patterns 1\.\.6"):
+        TransitionMonitor(sk3_config(), 2, IF_HARD, pattern=7)
