@@ -27,6 +27,7 @@ from omegaconf.errors import OmegaConfBaseException
 from quest.config_checks import validate_config
 from quest.lit_module import NonFiniteLossError, QuestModule
 from quest.loggers import build_loggers
+from quest.monitors.energy_file import reselect_pattern, summarize_energy
 from quest.results import ENERGY_FILE, RESULTS_FILE, is_completed, read_json, write_json_atomic
 
 log = logging.getLogger("quest")
@@ -89,7 +90,7 @@ def train(cfg: DictConfig) -> float | None:
     if multirun and cfg.get("skip_completed") and is_completed(out):
         done = read_json(out / RESULTS_FILE) or {}
         log.info("skipping %s: completed in an earlier run of this sweep", out.name)
-        return done.get("test_acc")
+        return objective_values(cfg, done)
     record: dict[str, Any] = {
         "status": "running",
         "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -98,6 +99,8 @@ def train(cfg: DictConfig) -> float | None:
         "config": OmegaConf.to_container(cfg, resolve=True),
     }
     write_json_atomic(out / RESULTS_FILE, record)
+    if multirun and reuse_pattern_sibling(cfg, out, record):
+        return objective_values(cfg, record)
 
     def fail(kind: str, message: str, code: int) -> None:
         record.update(status="failed", error_kind=kind, error=message)
@@ -145,6 +148,7 @@ def train(cfg: DictConfig) -> float | None:
         wall_time_s=round(time.time() - start, 2),
         test_checkpoint=(ckpt.best_model_path if cfg.test_ckpt == "best" and ckpt else "last"),
         energy_file=ENERGY_FILE if (out / ENERGY_FILE).exists() else None,
+        energy=summarize_energy(read_json(out / ENERGY_FILE)),
         finished=datetime.now(timezone.utc).isoformat(timespec="seconds"),
     )
     write_json_atomic(out / RESULTS_FILE, record)
@@ -153,7 +157,49 @@ def train(cfg: DictConfig) -> float | None:
         "test accuracy %.4f (best val %.4f) after %d epochs in %.1fs; results in %s",
         record["test_acc"] or float("nan"), record["best_val_acc"], record["epochs"], record["wall_time_s"], out,
     )
-    return record["test_acc"]
+    return objective_values(cfg, record)
+
+
+def objective_values(cfg: DictConfig, record: dict[str, Any]) -> Any:
+    """What the sweeper receives: one number, or a list for multi-objective (Optuna) sweeps."""
+    values = []
+    for name in cfg.get("objectives") or ["test_acc"]:
+        value = record.get(name, (record.get("energy") or {}).get(name))
+        if value is None:
+            log.warning("objective %s is not available for this run (%s)", name,
+                        (record.get("energy") or {}).get("not_realizable") or "not measured")
+            return None
+        values.append(float(value))
+    return values[0] if len(values) == 1 else values
+
+
+def training_identity(overrides: list[str]) -> list[str]:
+    """A sweep job's overrides without the mapping pattern, which changes no training."""
+    return sorted(o for o in overrides if o.split("=", 1)[0].lstrip("+~") not in ("pattern", "pattern.selection"))
+
+
+def reuse_pattern_sibling(cfg: DictConfig, out: Path, record: dict[str, Any]) -> bool:
+    """In a sweep, a job that differs from a completed one only in its pattern reuses its training."""
+    if not HydraConfig.initialized():
+        return False
+    mine = training_identity(record["overrides"])
+    for other in sorted(Path(HydraConfig.get().sweep.dir).glob(f"**/{RESULTS_FILE}")):
+        if other.parent == out:
+            continue
+        done = read_json(other)
+        if not done or done.get("status") != "completed" or done.get("reused_from"):
+            continue
+        if training_identity(done.get("overrides") or []) != mine:
+            continue
+        energy = read_json(other.parent / ENERGY_FILE)
+        if energy is not None:
+            write_json_atomic(out / ENERGY_FILE, reselect_pattern(energy, cfg.pattern.selection))
+        reused = {k: v for k, v in done.items() if k not in ("config", "overrides", "run_name", "started")}
+        record.update(reused, reused_from=str(other.parent), energy=summarize_energy(read_json(out / ENERGY_FILE)))
+        write_json_atomic(out / RESULTS_FILE, record)
+        log.info("pattern %s changes no training: reusing %s", cfg.pattern.selection, other.parent)
+        return True
+    return False
 
 
 def exit_on_config_error(message: str) -> None:

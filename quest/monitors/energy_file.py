@@ -36,3 +36,60 @@ def update_energy_file(trainer: L.Trainer, section: str, data: Any, ctx: Any) ->
     record.update(schema=SCHEMA, units=UNITS, device=ctx.summary())
     record[section] = data
     write_json_atomic(path, record)
+
+
+def summarize_energy(record: dict[str, Any] | None) -> dict[str, Any]:
+    """Headline figures of an energy.json (last epoch, selected pattern), for results.json.
+
+    Energies are None, with `not_realizable` saying why, when the device cannot host the run.
+    """
+    if not record:
+        return {}
+    device = record.get("device", {})
+    write = (record.get("write") or {}).get("epochs") or [{}]
+    activity = (record.get("activity") or {}).get("epochs") or [{}]
+    w_last, a_last = write[-1], activity[-1]
+    selected = (record.get("write") or {}).get("selected_pattern") or a_last.get("selected_pattern")
+    summary: dict[str, Any] = {
+        "device": device.get("name"),
+        "realizable": device.get("realizable"),
+        "not_realizable": device.get("not_realizable"),
+        "selected_pattern": selected,
+        "effective_ops_per_sample": sum(l["effective_ops_per_sample"] for l in a_last.get("layers", {}).values()) or None,
+        "cmos_snn_pJ": (a_last.get("cmos") or {}).get("snn_pJ"),
+        "cmos_ann_pJ": (a_last.get("cmos") or {}).get("ann_pJ"),
+        "cmos_ann_over_snn": (a_last.get("cmos") or {}).get("ann_over_snn"),
+        "write_energy_per_sample_fJ": None,
+        "read_energy_per_sample_fJ": None,
+        "device_energy_per_sample_fJ": None,
+    }
+    key = str(selected) if selected is not None else None
+    w_layers = [l["write_energy"] for l in w_last.get("layers", {}).values()]
+    r_layers = [l.get("read_energy_per_sample_fJ") for l in a_last.get("layers", {}).values()]
+    if key and w_layers and all(isinstance(w, dict) and key in w for w in w_layers):
+        summary["write_energy_per_sample_fJ"] = sum(w[key]["per_sample_fJ"] for w in w_layers)
+    if key and r_layers and all(isinstance(r, dict) and key in r for r in r_layers):
+        summary["read_energy_per_sample_fJ"] = sum(r[key] for r in r_layers)
+    if summary["write_energy_per_sample_fJ"] is not None and summary["read_energy_per_sample_fJ"] is not None:
+        summary["device_energy_per_sample_fJ"] = summary["write_energy_per_sample_fJ"] + summary["read_energy_per_sample_fJ"]
+    return summary
+
+
+def reselect_pattern(record: dict[str, Any], selection: int | str) -> dict[str, Any]:
+    """The same energy record with another headline pattern (patterns change no training)."""
+    out = dict(record)
+    write = dict(out.get("write") or {})
+    activity = dict(out.get("activity") or {})
+    device = dict(out.get("device") or {})
+    device["pattern_selection"] = selection
+    if selection == "best":
+        last = (write.get("epochs") or [{}])[-1]
+        chosen = last.get("best_pattern")
+    else:
+        chosen = int(selection)
+    if write:
+        write["selected_pattern"] = chosen
+    if activity.get("epochs"):
+        activity["epochs"] = [dict(e, selected_pattern=chosen) for e in activity["epochs"]]
+    out.update(device=device, write=write, activity=activity)
+    return out

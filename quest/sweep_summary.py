@@ -1,0 +1,62 @@
+"""A Hydra callback that closes a multirun with a summary of its jobs.
+
+Writes <sweep dir>/sweep_summary.json and logs one line per job that did not complete, with
+its reason, so that one failed job is visible without stopping the others.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from quest.results import RESULTS_FILE, read_json, write_json_atomic
+
+log = logging.getLogger("quest.sweep")
+
+
+def collect_jobs(sweep_dir: Path) -> list[dict[str, Any]]:
+    """One row per job folder below `sweep_dir` that holds a results.json."""
+    rows = []
+    for path in sorted(sweep_dir.glob(f"**/{RESULTS_FILE}")):
+        res = read_json(path) or {"status": "unreadable"}
+        rows.append({
+            "job": str(path.parent.relative_to(sweep_dir)),
+            "status": res.get("status"),
+            "error": res.get("error"),
+            "test_acc": res.get("test_acc"),
+            "reused_from": res.get("reused_from"),
+            "overrides": res.get("overrides", []),
+        })
+    return rows
+
+
+class SweepSummary(Callback):
+    """on_multirun_end: summarise every job's status; optionally write the report."""
+
+    def __init__(self, report: bool = True) -> None:
+        self.report = report
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        jobs = collect_jobs(sweep_dir)
+        counts: dict[str, int] = {}
+        for job in jobs:
+            counts[job["status"]] = counts.get(job["status"], 0) + 1
+        write_json_atomic(sweep_dir / "sweep_summary.json", {"counts": counts, "jobs": jobs})
+        log.info("sweep %s: %s", sweep_dir, ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+        for job in jobs:
+            if job["status"] != "completed":
+                log.warning("job %s %s: %s", job["job"], job["status"], job["error"] or "no reason recorded (interrupted?)")
+        if self.report:
+            try:
+                from quest.report import write_report
+            except ImportError:
+                return
+            try:
+                write_report(sweep_dir)
+                log.info("report: %s", sweep_dir / "report.md")
+            except Exception as e:  # noqa: BLE001 - a report problem must not hide the sweep's results
+                log.warning("could not write the report: %s", e)
