@@ -12,10 +12,13 @@ ROOT = Path(__file__).resolve().parent
 os.environ.setdefault("QUEST_ROOT", str(ROOT))
 
 import hydra  # noqa: E402
-from omegaconf import DictConfig  # noqa: E402
+from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
-from quest.config_checks import ConfigError, check_cli_overrides  # noqa: E402
+from quest.config_checks import ConfigError, check_cli_overrides, quote_numeric_group_options  # noqa: E402
 from quest.pipeline import exit_on_config_error, train  # noqa: E402
+
+# Job folder names without the quotes that numeric group options need (precision='2').
+OmegaConf.register_new_resolver("unquote", lambda s: str(s).replace("'", "").replace('"', ""), replace=True)
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
@@ -28,4 +31,5 @@ if __name__ == "__main__":
         check_cli_overrides(sys.argv[1:], ROOT / "conf")
     except ConfigError as e:
         exit_on_config_error(str(e))
+    sys.argv[1:] = quote_numeric_group_options(sys.argv[1:], ROOT / "conf")
     main()

@@ -25,6 +25,20 @@ def group_options(conf_dir: Path) -> dict[str, list[str]]:
     }
 
 
+def quote_numeric_group_options(argv: Sequence[str], conf_dir: Path) -> list[str]:
+    """`precision=2,3` -> `precision='2','3'`: Hydra reads a bare 2 as an int, which it cannot
+    use as a config group option (precision and pattern have numeric option names)."""
+    groups = group_options(conf_dir)
+    out = []
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        if sep and key.lstrip("+~") in groups and "(" not in value and "[" not in value:
+            value = ",".join(f"'{v}'" if v.isdigit() else v for v in value.split(","))
+            arg = f"{key}={value}"
+        out.append(arg)
+    return out
+
+
 def check_cli_overrides(argv: Sequence[str], conf_dir: Path) -> None:
     """Reject `group=option` overrides whose option does not exist (also in comma sweeps)."""
     groups = group_options(conf_dir)
@@ -36,6 +50,7 @@ def check_cli_overrides(argv: Sequence[str], conf_dir: Path) -> None:
         if key not in groups or "(" in value or value in ("null", ""):
             continue
         for option in value.split(","):
+            option = option.strip("'\"")
             if option not in groups[key]:
                 raise ConfigError(f"{key}={option}: allowed {', '.join(groups[key])}")
 

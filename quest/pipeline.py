@@ -57,7 +57,7 @@ def _hydra_context() -> tuple[bool, str, str | None]:
         return False, "run", None
     hc = HydraConfig.get()
     multirun = hc.mode == RunMode.MULTIRUN
-    name = hc.job.override_dirname or "default"
+    name = (hc.job.override_dirname or "default").replace("'", "")
     group = Path(hc.sweep.dir).name if multirun else None
     return multirun, name, group
 
@@ -95,7 +95,7 @@ def train(cfg: DictConfig) -> float | None:
         "status": "running",
         "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "run_name": run_name,
-        "overrides": list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else [],
+        "overrides": [o.replace("'", "") for o in HydraConfig.get().overrides.task] if HydraConfig.initialized() else [],
         "config": OmegaConf.to_container(cfg, resolve=True),
     }
     write_json_atomic(out / RESULTS_FILE, record)

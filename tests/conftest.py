@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
@@ -52,6 +52,9 @@ def run_train(args: list[str], timeout: int = 900) -> subprocess.CompletedProces
 
 def read_results(run_dir: Path) -> dict[str, Any]:
     return json.loads((run_dir / "results.json").read_text())
+
+
+OmegaConf.register_new_resolver("unquote", lambda s: str(s).replace("'", ""), replace=True)  # as train.py
 
 
 @pytest.fixture
