@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 from quest.device import cmos_energy_pJ, conv_flops, linear_flops, read_energy_fJ
 from quest.monitors.device_context import DeviceContext
-from quest.monitors.energy_file import update_energy_file
+from quest.monitors.energy_file import log_wandb_table, update_energy_file
 from quest.snn.layers import SpikingConv
 
 
@@ -164,6 +164,14 @@ class ActivityMonitor(L.Callback):
             if isinstance(rep.get("read_energy_per_sample_fJ"), dict) and sel is not None:
                 metrics[f"read/{name}/per_sample_fJ"] = rep["read_energy_per_sample_fJ"][str(sel)]
         pl_module.log_dict(metrics, rank_zero_only=True)
+        sel = epoch.get("selected_pattern")
+        rows = [
+            [name, trainer.current_epoch, rep["spike_rate"], rep["weight_sparsity"], rep["aor"],
+             rep["read_energy_per_sample_fJ"][str(sel)] if isinstance(rep["read_energy_per_sample_fJ"], dict) and sel else None]
+            for name, rep in epoch["layers"].items()
+        ]
+        log_wandb_table(trainer, "activity_by_layer",
+                        ["layer", "epoch", "spike_rate", "weight_sparsity", "aor", "read_energy_per_sample_fJ"], rows)
         update_energy_file(trainer, "activity", {"num_batches": self.num_batches, "epochs": self.history}, self.ctx)
 
     def selected_pattern(self, totals: Mapping[str, float] | None) -> int | None:

@@ -93,3 +93,17 @@ def reselect_pattern(record: dict[str, Any], selection: int | str) -> dict[str, 
         activity["epochs"] = [dict(e, selected_pattern=chosen) for e in activity["epochs"]]
     out.update(device=device, write=write, activity=activity)
     return out
+
+
+def log_wandb_table(trainer: L.Trainer, key: str, columns: list[str], rows: list[list[Any]]) -> None:
+    """Log a per-layer table (and a bar chart of its last column) to W&B when W&B is active."""
+    for lg in trainer.loggers:
+        if type(lg).__name__ == "WandbLogger" and trainer.is_global_zero:
+            import wandb
+
+            table = wandb.Table(columns=columns, data=rows)
+            lg.experiment.log({
+                key: table,
+                f"{key}_chart": wandb.plot.bar(table, columns[0], columns[-1], title=f"{key}: {columns[-1]}"),
+                "trainer/global_step": trainer.global_step,
+            })

@@ -25,7 +25,7 @@ import torch
 
 from quest.device import layer_write_energy, non_adjacent_share
 from quest.monitors.device_context import DeviceContext
-from quest.monitors.energy_file import update_energy_file
+from quest.monitors.energy_file import log_wandb_table, update_energy_file
 
 QUEST_WINDOWS = {"early": [0, 10], "middle": [95, 105], "final": [180, 190]}
 SUBSETS = ("all", "quest")
@@ -174,6 +174,13 @@ class TransitionMonitor(L.Callback):
         if sel is not None:
             metrics["write/selected_pattern"] = float(sel)
         pl_module.log_dict(metrics, rank_zero_only=True)
+        rows = [
+            [name, trainer.current_epoch, rep["changed_share"], rep["non_adjacent_share"],
+             rep["write_energy"][str(sel)]["per_sample_fJ"] if isinstance(rep["write_energy"], dict) and sel else None]
+            for name, rep in section["layers"].items()
+        ]
+        log_wandb_table(trainer, "write_by_layer",
+                        ["layer", "epoch", "changed_share", "non_adjacent_share", "write_energy_per_sample_fJ"], rows)
         if trainer.is_global_zero:
             windows = {w: self._section(c) for w, c in self.window_counts.items()}
             update_energy_file(
