@@ -102,3 +102,18 @@ def test_ddp_two_cpu_processes_count_like_one(tmp_path):
         for key in ("spike_rate", "aor", "weight_sparsity", "input_spike_rate"):
             assert other[key] == pytest.approx(layer[key], rel=1e-6), (name, key)
         assert other["effective_ops_per_sample_by_level"] == pytest.approx(layer["effective_ops_per_sample_by_level"], rel=1e-6)
+
+
+def test_optuna_search_writes_pareto_set(tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+    proc = run_train(["-m", "+sweep=optuna_pareto_quick", *TINY[1:], "hydra.sweeper.n_trials=3", f"hydra.sweep.dir={tmp_path}"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    import yaml
+
+    pareto = yaml.safe_load((tmp_path / "optimization_results.yaml").read_text())
+    assert pareto["solutions"], "no Pareto solutions"
+    for sol in pareto["solutions"]:
+        acc, ops = sol["values"]
+        assert 0.0 <= acc <= 1.0 and ops > 0
+        assert set(sol["params"]) == {"precision", "encoding.time_steps", "neuron.theta", "neuron.leak"}
+    assert len(job_dirs(tmp_path)) == 3
