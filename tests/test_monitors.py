@@ -110,7 +110,10 @@ def test_write_energy_section_by_hand():
     # 100 weights, counts over 2 updates: 180 stay, 10 (0 -> +1), 6 (+1 -> 0), 4 (-1 -> 0)
     counts = torch.tensor([[40, 4, 0], [0, 100, 10], [0, 6, 40]])
     mon.batch_size = 50
-    rep = mon._layer_report(counts, n_weights=100, tracked=100)
+    layer = SimpleNamespace(conv=SimpleNamespace(weight=torch.zeros(100)), weight_levels=lambda: torch.zeros(100))
+    mon.layers = [("conv2", layer)]
+    section = mon._section({"conv2": counts})
+    rep = section["layers"]["conv2"]
     # P6: 0->+1 5.1, +1->0 5.1, -1->0 5.8: (10*5.1 + 6*5.1 + 4*5.8) / 200 = 104.8 / 200 = .524 fJ
     assert rep["write_energy"]["6"]["per_weight_update_fJ"] == pytest.approx(0.524)
     assert rep["write_energy"]["6"]["per_batch_fJ"] == pytest.approx(52.4)
@@ -120,6 +123,26 @@ def test_write_energy_section_by_hand():
     assert rep["write_energy"]["1"]["per_weight_update_fJ"] == pytest.approx(0.719)
     assert rep["updates"] == 2 and rep["non_adjacent_share"] == 0.0
     assert rep["changed_share"] == pytest.approx(20 / 200)
+    # best of the six for these transitions: P2 (-1 b, 0 a, +1 c): 0->+1 a->c 5.8, +1->0 c->a 5.8,
+    # -1->0 b->a 5.1: (58 + 34.8 + 20.4) / 200 = .566; P6 .524 is lower, and lowest of all six
+    assert rep["write_energy"]["2"]["per_weight_update_fJ"] == pytest.approx(0.566)
+    assert section["best_pattern"] == 6 and mon.selected_pattern(section) == 6
+
+
+def test_best_pattern_on_7_states_at_3_bit_evaluates_all_5040():
+    from omegaconf import OmegaConf
+
+    card = OmegaConf.load(CONF / "device" / "sk_mtj_7state.yaml")
+    mon = TransitionMonitor(card, 3, IF_HARD, pattern="best")
+    assert len(mon.ctx.patterns) == 5040
+    layer = SimpleNamespace(conv=SimpleNamespace(weight=torch.zeros(10)), weight_levels=lambda: torch.zeros(10))
+    mon.layers = [("conv2", layer)]
+    counts = torch.diag(torch.full((7,), 10)) + torch.diag(torch.full((6,), 2), 1) + torch.diag(torch.full((6,), 1), -1)
+    section = mon._section({"conv2": counts})
+    energies = section["layers"]["conv2"]["write_energy"]
+    assert len(energies) <= 12 and str(section["best_pattern"]) in energies  # cheapest 10, best, worst
+    best = energies[str(section["best_pattern"])]["per_weight_update_fJ"]
+    assert best == min(e["per_weight_update_fJ"] for e in energies.values())
 
 
 def test_bad_pattern_number_names_the_key():

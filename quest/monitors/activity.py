@@ -28,7 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from quest.device import cmos_energy_pJ, conv_flops, linear_flops, read_energy_fJ
+from quest.device import E_AC_pJ, E_MAC_pJ, cmos_energy_pJ, conv_flops, linear_flops
 from quest.monitors.device_context import DeviceContext
 from quest.monitors.energy_file import log_wandb_table, update_energy_file
 from quest.snn.layers import SpikingConv
@@ -154,7 +154,7 @@ class ActivityMonitor(L.Callback):
         names = sorted(self.stats)
         reduced = {n: trainer.strategy.reduce(self.stats[n].clone(), reduce_op="sum") for n in names}
         stats = {n: v.cpu().numpy() for n, v in reduced.items()}
-        epoch = self.report(stats, pl_module.net, trainer.current_epoch)
+        epoch = self.report(stats, pl_module.net, trainer.current_epoch, self._write_best(trainer))
         self.history.append(epoch)
         metrics = {"energy/cmos_ann_over_snn": epoch["cmos"]["ann_over_snn"]}
         for name, rep in epoch["layers"].items():
@@ -174,16 +174,44 @@ class ActivityMonitor(L.Callback):
                         ["layer", "epoch", "spike_rate", "weight_sparsity", "aor", "read_energy_per_sample_fJ"], rows)
         update_energy_file(trainer, "activity", {"num_batches": self.num_batches, "epochs": self.history}, self.ctx)
 
-    def selected_pattern(self, totals: Mapping[str, float] | None) -> int | None:
-        if isinstance(self.ctx.selection, int):
-            return self.ctx.selection
-        return int(min(totals, key=totals.get)) if totals else None
+    @staticmethod
+    def _write_best(trainer: L.Trainer) -> int | None:
+        """The least-write-energy pattern of the run's TransitionMonitor so far this epoch, if any."""
+        from quest.monitors.transitions import TransitionMonitor
 
-    def report(self, stats: Mapping[str, np.ndarray], net: Any, epoch: int) -> dict[str, Any]:
+        for cb in trainer.callbacks:
+            if isinstance(cb, TransitionMonitor) and cb.epoch_counts:
+                return cb._section(cb.epoch_counts).get("best_pattern")
+        return None
+
+    def _read_energies(self, out: dict[str, Any], level_ops: Mapping[str, np.ndarray], write_best: int | None) -> None:
+        """Read energy per sample of every layer under every pattern: ops [L, k] @ E_read [P, k]^T."""
+        names = list(level_ops)
+        ops = np.stack([level_ops[n] for n in names])
+        read = self.ctx.read_fJ.copy()
+        if not self.count_zero_reads:
+            read[:, len(self.ctx.levels) // 2] = 0.0  # zero weights are not read
+        energy = ops @ read.T  # [layers, patterns]
+        totals = energy.sum(0)
+        if isinstance(self.ctx.selection, int):
+            chosen = self.ctx.selection
+        else:  # `best` is the least write energy; without a write monitor, the least read energy
+            chosen = write_best if write_best is not None else self.ctx.patterns[int(np.argmin(totals))].number
+        listed = self.ctx.listed(totals, chosen)
+        for li, n in enumerate(names):
+            out["layers"][n]["read_energy_per_sample_fJ"] = {
+                str(self.ctx.patterns[p].number): float(energy[li, p]) for p in listed
+            }
+        out["read_energy_per_sample_fJ_by_pattern"] = {str(self.ctx.patterns[p].number): float(totals[p]) for p in listed}
+        out["least_read_energy_pattern"] = int(self.ctx.patterns[int(np.argmin(totals))].number)
+        out["selected_pattern"] = chosen
+
+    def report(self, stats: Mapping[str, np.ndarray], net: Any, epoch: int, write_best: int | None = None) -> dict[str, Any]:
         """Rates, AOR, read energies and CMOS figures from summed counts."""
         layers: dict[str, Any] = {}
         device_layers = dict(net.device_layers())
         cmos_layers: list[tuple[str, float, float | None, int]] = []
+        level_ops: dict[str, np.ndarray] = {}
         time_steps = net.time_steps
         for name in net.block_names:
             if name not in stats:
@@ -213,16 +241,8 @@ class ActivityMonitor(L.Callback):
                 rep["effective_ops_per_sample_by_level"] = {
                     str(lv): n_levels[i] / samples for i, lv in enumerate(self.ctx.levels)
                 }
-                if self.ctx.realizable and self.ctx.read_fJ is not None:
-                    zero = len(self.ctx.levels) // 2
-                    rep["read_energy_per_sample_fJ"] = {
-                        str(p.number): read_energy_fJ(n_levels / samples, r, zero, self.count_zero_reads)
-                        for p, r in zip(self.ctx.patterns, self.ctx.read_fJ)
-                    }
-                else:
-                    rep["read_energy_per_sample_fJ"] = self.ctx.not_realizable if not self.ctx.realizable else "no pattern listed"
-            else:
-                rep["read_energy_per_sample_fJ"] = self.ctx.not_realizable
+                level_ops[name] = n_levels / samples
+            rep["read_energy_per_sample_fJ"] = self.ctx.not_realizable if not self.ctx.realizable else "no pattern evaluated"
             layers[name] = rep
         # head: the first linear reads pooled spikes, later ones real values (MACs at every step)
         for i, name in enumerate(sorted(n for n in stats if n.startswith("fc"))):
@@ -237,8 +257,8 @@ class ActivityMonitor(L.Callback):
             "samples": float(next(iter(stats.values()))[0]) if stats else 0.0,
             "layers": layers,
             "cmos": {
-                "e_mac_pJ": 4.6,
-                "e_ac_pJ": 0.9,
+                "e_mac_pJ": E_MAC_pJ,
+                "e_ac_pJ": E_AC_pJ,
                 "ann_pJ": cmos.ann_pJ,
                 "snn_pJ": cmos.snn_pJ,
                 "ann_over_snn": cmos.ratio,
@@ -248,12 +268,8 @@ class ActivityMonitor(L.Callback):
                 ],
             },
         }
-        totals = None
-        if all(isinstance(l.get("read_energy_per_sample_fJ"), dict) for l in layers.values()) and layers:
-            totals = {
-                str(p.number): sum(l["read_energy_per_sample_fJ"][str(p.number)] for l in layers.values())
-                for p in self.ctx.patterns
-            }
-            out["read_energy_per_sample_fJ_by_pattern"] = totals
-        out["selected_pattern"] = self.selected_pattern(totals)
+        if self.ctx.realizable and self.ctx.read_fJ is not None and layers and len(level_ops) == len(layers):
+            self._read_energies(out, level_ops, write_best)
+        else:
+            out["selected_pattern"] = self.ctx.selection if isinstance(self.ctx.selection, int) else None
         return out

@@ -12,8 +12,10 @@ from typing import Any, Mapping
 import numpy as np
 
 from quest.device import (
+    ENUMERATION_LIMIT,
     DeviceCard,
     Pattern,
+    best_pattern,
     check_realizable,
     count_patterns,
     enumerate_patterns,
@@ -23,8 +25,11 @@ from quest.device import (
     write_matrix_fJ,
 )
 
-# Patterns listed one by one in energy.json and logs (3-state: 6; 7-state 2-bit: 210).
+# Up to this many patterns, energy.json lists every one (3-state: 6; 7-state 2-bit: 210); above
+# it (7-state 3-bit: 5040), all are still evaluated but only the cheapest few, the selected and
+# the most expensive are listed.
 MAX_LISTED_PATTERNS = 720
+LISTED_CHEAPEST = 10
 
 
 @dataclass
@@ -51,14 +56,34 @@ class DeviceContext:
         n = count_patterns(card, bits)
         if isinstance(selection, int) and not 1 <= selection <= n:
             raise ValueError(f"pattern.selection={selection}: {card.name} at {bits}-bit has patterns 1..{n}")
-        ctx.patterns = (
-            enumerate_patterns(card, bits) if n <= MAX_LISTED_PATTERNS else
-            ([get_pattern(card, bits, selection)] if isinstance(selection, int) else [])
-        )
-        if ctx.patterns:
-            ctx.write_fJ = np.stack([write_matrix_fJ(card, p) for p in ctx.patterns])
-            ctx.read_fJ = np.stack([read_vector_fJ(card, p) for p in ctx.patterns])
+        if n <= ENUMERATION_LIMIT:
+            ctx.set_patterns(enumerate_patterns(card, bits))
+        elif isinstance(selection, int):
+            ctx.set_patterns([get_pattern(card, bits, selection)])
         return ctx
+
+    def set_patterns(self, patterns: list[Pattern]) -> None:
+        """The patterns evaluated, with their write matrices [P, k, k] and read vectors [P, k]."""
+        self.patterns = patterns
+        self.write_fJ = np.stack([write_matrix_fJ(self.card, p) for p in patterns])
+        self.read_fJ = np.stack([read_vector_fJ(self.card, p) for p in patterns])
+
+    def search_best(self, counts: np.ndarray) -> None:
+        """Too many patterns to enumerate: find the cheapest for `counts` by search, evaluate it."""
+        pattern, _ = best_pattern(self.card, self.bits, counts)
+        self.set_patterns([pattern])
+
+    def listed(self, cost: np.ndarray, chosen: int | None) -> list[int]:
+        """Indices of the patterns to list in reports, given a cost per pattern."""
+        if len(self.patterns) <= MAX_LISTED_PATTERNS:
+            return list(range(len(self.patterns)))
+        order = np.argsort(cost, kind="stable")
+        keep = set(order[:LISTED_CHEAPEST].tolist()) | {int(order[-1])}
+        keep |= {i for i, p in enumerate(self.patterns) if p.number == chosen}
+        return sorted(keep)
+
+    def index_of(self, number: int | None) -> int | None:
+        return next((i for i, p in enumerate(self.patterns) if p.number == number), None)
 
     @property
     def realizable(self) -> bool:
@@ -89,7 +114,8 @@ class DeviceContext:
             "realizable": self.realizable,
             "not_realizable": None if self.realizable else self.not_realizable,
             "pattern_selection": self.selection,
+            "pattern_count": len(self.patterns),
             "patterns": [
-                {"number": p.number, "states": list(p.states)} for p in self.patterns
+                {"number": p.number, "states": list(p.states)} for p in self.patterns[:MAX_LISTED_PATTERNS]
             ],
         }

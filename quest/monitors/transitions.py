@@ -23,7 +23,7 @@ import lightning as L
 import numpy as np
 import torch
 
-from quest.device import layer_write_energy, non_adjacent_share
+from quest.device import non_adjacent_share
 from quest.monitors.device_context import DeviceContext
 from quest.monitors.energy_file import log_wandb_table, update_energy_file
 
@@ -106,10 +106,11 @@ class TransitionMonitor(L.Callback):
                 wc[name] = counts if name not in wc else wc[name] + counts
 
     # -- reporting -----------------------------------------------------------------------------
-    def _layer_report(self, counts: torch.Tensor, n_weights: int, tracked: int) -> dict[str, Any]:
+    def _layer_stats(self, counts: torch.Tensor, n_weights: int, tracked: int) -> dict[str, Any]:
+        """Counts, change and jump shares of one layer (no energies)."""
         c = counts.cpu().numpy().astype(np.int64)
         share = non_adjacent_share(c)
-        out: dict[str, Any] = {
+        return {
             "n_weights": n_weights,
             "tracked_weights": tracked,
             "updates": int(c.sum()) // max(1, tracked),
@@ -118,35 +119,47 @@ class TransitionMonitor(L.Callback):
             "non_adjacent_share": share.of_all,
             "non_adjacent_share_of_changes": share.of_changes,
         }
-        if not self.ctx.realizable or self.ctx.write_fJ is None:
-            out["write_energy"] = self.ctx.not_realizable if not self.ctx.realizable else "no pattern listed"
-            return out
-        per_pattern = {}
-        for p, e in zip(self.ctx.patterns, self.ctx.write_fJ):
-            w = layer_write_energy(c, e, n_weights, max(1, self.batch_size))
-            per_pattern[str(p.number)] = {
-                "per_weight_update_fJ": w.per_weight_update_fJ,
-                "per_batch_fJ": w.per_batch_fJ,
-                "per_sample_fJ": w.per_sample_fJ,
-            }
-        out["write_energy"] = per_pattern
-        return out
 
     def _section(self, counts_by_layer: Mapping[str, torch.Tensor]) -> dict[str, Any]:
-        layers = {}
-        for name, blk in self.layers:
-            if name not in counts_by_layer:
-                continue
-            tracked = self._levels(blk).numel()
-            layers[name] = self._layer_report(counts_by_layer[name], blk.conv.weight.numel(), tracked)
+        """Per-layer stats and, for every pattern at once, E = sum_ij P_ij E_p[i][j]."""
+        names = [n for n, _ in self.layers if n in counts_by_layer]
+        blocks = dict(self.layers)
+        layers = {
+            n: self._layer_stats(counts_by_layer[n], blocks[n].conv.weight.numel(), self._levels(blocks[n]).numel())
+            for n in names
+        }
         section: dict[str, Any] = {"layers": layers}
-        if self.ctx.realizable and self.ctx.write_fJ is not None and layers:
-            totals = {
-                str(p.number): sum(l["write_energy"][str(p.number)]["per_batch_fJ"] for l in layers.values())
-                for p in self.ctx.patterns
+        if not self.ctx.realizable or not names:
+            for rep in layers.values():
+                rep["write_energy"] = self.ctx.not_realizable
+            return section
+        counts = np.stack([np.asarray(layers[n]["transition_counts"], dtype=np.float64) for n in names])
+        n_weights = np.array([layers[n]["n_weights"] for n in names], dtype=np.float64)
+        if self.ctx.write_fJ is None:  # too many patterns to enumerate: search the cheapest
+            probs = counts / counts.sum(axis=(1, 2), keepdims=True).clip(min=1)
+            self.ctx.search_best((probs * n_weights[:, None, None]).sum(0))
+        probs = counts / counts.sum(axis=(1, 2), keepdims=True).clip(min=1)
+        per_update = np.einsum("lij,pij->lp", probs, self.ctx.write_fJ)  # [layers, patterns]
+        per_batch = per_update * n_weights[:, None]
+        totals = per_batch.sum(0)
+        best = self.ctx.patterns[int(np.argmin(totals))].number
+        chosen = best if self.ctx.selection == "best" else int(self.ctx.selection)
+        listed = self.ctx.listed(totals, chosen)
+        batch = max(1, self.batch_size)
+        for li, n in enumerate(names):
+            layers[n]["write_energy"] = {
+                str(self.ctx.patterns[p].number): {
+                    "per_weight_update_fJ": float(per_update[li, p]),
+                    "per_batch_fJ": float(per_batch[li, p]),
+                    "per_sample_fJ": float(per_batch[li, p] / batch),
+                }
+                for p in listed
             }
-            best = min(totals, key=totals.get)
-            section.update(total_per_batch_fJ=totals, best_pattern=int(best))
+        section.update(
+            total_per_batch_fJ={str(self.ctx.patterns[p].number): float(totals[p]) for p in listed},
+            best_pattern=int(best),
+            patterns_evaluated=len(self.ctx.patterns),
+        )
         return section
 
     def selected_pattern(self, section: Mapping[str, Any]) -> int | None:
