@@ -152,12 +152,35 @@ def train(cfg: DictConfig) -> float | None:
         finished=datetime.now(timezone.utc).isoformat(timespec="seconds"),
     )
     write_json_atomic(out / RESULTS_FILE, record)
+    publish_report(trainer, out, multirun)
     _finish_loggers(trainer)
     log.info(
         "test accuracy %.4f (best val %.4f) after %d epochs in %.1fs; results in %s",
         record["test_acc"] or float("nan"), record["best_val_acc"], record["epochs"], record["wall_time_s"], out,
     )
     return objective_values(cfg, record)
+
+
+def publish_report(trainer: L.Trainer, out: Path, multirun: bool) -> None:
+    """A single run gets its report.md and figures; with W&B, the figures go to the run too.
+
+    (A sweep's report is written once for all its jobs by quest.sweep_summary.)
+    """
+    wandb_logger = next((lg for lg in trainer.loggers if type(lg).__name__ == "WandbLogger"), None)
+    if multirun and wandb_logger is None:
+        return
+    try:
+        from quest.report import write_report
+
+        report = write_report(out)
+    except Exception as e:  # noqa: BLE001 - the run's results are already safe on disk
+        log.warning("could not write the report: %s", e)
+        return
+    if wandb_logger is not None:
+        import wandb
+
+        figures = sorted(report.parent.glob("report_figs/**/*.png"))
+        wandb_logger.experiment.log({f"report/{p.parent.name}/{p.stem}": wandb.Image(str(p)) for p in figures})
 
 
 def objective_values(cfg: DictConfig, record: dict[str, Any]) -> Any:
