@@ -163,7 +163,7 @@ class ActivityMonitor(L.Callback):
             sel = epoch.get("selected_pattern")
             if isinstance(rep.get("read_energy_per_sample_fJ"), dict) and sel is not None:
                 metrics[f"read/{name}/per_sample_fJ"] = rep["read_energy_per_sample_fJ"][str(sel)]
-        pl_module.log_dict(metrics, rank_zero_only=True)
+        pl_module.log_dict(metrics, sync_dist=True)  # equal on every rank: weights are replicas, counts were reduced
         sel = epoch.get("selected_pattern")
         rows = [
             [name, trainer.current_epoch, rep["spike_rate"], rep["weight_sparsity"], rep["aor"],

@@ -186,7 +186,7 @@ class TransitionMonitor(L.Callback):
                         metrics[f"write_by_pattern/{name}/P{p}_per_weight_update_fJ"] = e["per_weight_update_fJ"]
         if sel is not None:
             metrics["write/selected_pattern"] = float(sel)
-        pl_module.log_dict(metrics, rank_zero_only=True)
+        pl_module.log_dict(metrics, sync_dist=True)  # equal on every rank: weights are replicas, counts were reduced
         rows = [
             [name, trainer.current_epoch, rep["changed_share"], rep["non_adjacent_share"],
              rep["write_energy"][str(sel)]["per_sample_fJ"] if isinstance(rep["write_energy"], dict) and sel else None]
