@@ -13,7 +13,8 @@ IF: lambda = 1; LIF: lambda = 0.5 by default.
 A neuron takes the whole sequence x of shape [T, B, ...] and returns spikes of the same shape.
 Two backends give the same spikes and the same gradients:
 - "fused" (default): one autograd function scans all T steps and stores only H (one tensor);
-  backward recomputes spikes, resets and quantizer derivatives from it.
+  backward recomputes spikes, resets and quantizer derivatives from it (kernels in
+  quest/snn/scan.py; in a SpikingConv the conv joins the same node, quest/snn/conv.py).
 - "reference": a plain loop of `step` under autograd, the readable definition the fused
   backend is tested against.
 """
@@ -23,8 +24,10 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 from quest.snn.quantizer import MintQuantizer
+from quest.snn.scan import ScanSpec, release_once, scan_backward_, scan_forward
 from quest.snn.surrogate import get_surrogate
 
 BACKENDS = ("fused", "reference")
@@ -53,7 +56,7 @@ def _reset(h: torch.Tensor, s: torch.Tensor, theta: float, leak: float, soft: bo
 
 
 class _FusedScan(torch.autograd.Function):
-    """All T steps of one neuron layer in one autograd node; saves H only."""
+    """All T steps of one neuron layer in one autograd node; saves H only (quest/snn/scan.py)."""
 
     @staticmethod
     def forward(
@@ -67,60 +70,21 @@ class _FusedScan(torch.autograd.Function):
         surrogate: str,
         detach_reset: bool,
     ) -> torch.Tensor:
-        h_all = torch.empty_like(x)
-        u = torch.zeros_like(x[0])
-        for t in range(x.shape[0]):
-            h = torch.add(x[t], u, out=h_all[t])
-            s = (h > theta).to(x.dtype)
-            u = _reset(h, s, theta, leak, soft)
-            if alpha is not None:
-                u = torch.round(torch.clamp(torch.tanh(u) / alpha, -1.0, 1.0) * q_max) * (alpha / q_max)
-        ctx.save_for_backward(h_all, alpha if alpha is not None else torch.empty(0))
-        ctx.cfg = (alpha is not None, q_max, theta, leak, soft, surrogate, detach_reset)
-        return (h_all > theta).to(x.dtype)
+        h = torch.empty_like(x, memory_format=torch.contiguous_format) if x.stride(0) == 0 else torch.empty_like(x)
+        spikes = torch.empty_like(h)
+        spec = ScanSpec(q_max, theta, leak, soft, surrogate, detach_reset)
+        scan_forward(x, h, spikes, alpha, spec)
+        ctx.save_for_backward(h, alpha if alpha is not None else torch.empty(0))
+        ctx.spec, ctx.quantized = spec, alpha is not None
+        return spikes
 
     @staticmethod
+    @once_differentiable
     def backward(ctx: Any, grad_s: torch.Tensor) -> tuple[Any, ...]:
-        h_all, alpha = ctx.saved_tensors
-        quantized, q_max, theta, leak, soft, surrogate, detach_reset = ctx.cfg
-        sg_fn = get_surrogate(surrogate)
-        grad_x = torch.empty_like(h_all)
-        grad_alpha = torch.zeros((), dtype=h_all.dtype, device=h_all.device) if quantized else None
-        grad_h_next: torch.Tensor | None = None  # dL/dH_{t+1} = dL/dU_t
-        for t in range(h_all.shape[0] - 1, -1, -1):
-            h = h_all[t]
-            s = (h > theta).to(h.dtype)
-            if grad_h_next is None:
-                grad_pre = None  # U_{T-1} feeds nothing
-            elif quantized:
-                tanh_u = torch.tanh(_reset(h, s, theta, leak, soft))
-                ratio = tanh_u / alpha
-                inside = (ratio.abs() <= 1.0).to(h.dtype)
-                # dq/dU' = (1 - tanh^2 U') * 1[|tanh U'| <= alpha]
-                grad_pre = grad_h_next * (1.0 - tanh_u * tanh_u) * inside
-                # dq/dalpha = round(Q clamp(.))/Q - 1[inside] * tanh U' / alpha
-                levels = torch.round(torch.clamp(ratio, -1.0, 1.0) * q_max)
-                grad_alpha += (grad_h_next * (levels / q_max - inside * ratio)).sum()
-            else:
-                grad_pre = grad_h_next
-            grad_spike = grad_s[t]
-            if grad_pre is None:
-                grad_h = grad_spike * sg_fn(h - theta)
-            else:
-                if soft:
-                    grad_h = grad_pre * leak
-                    reset_grad = grad_pre * (-leak * theta)
-                else:
-                    grad_h = grad_pre * (leak * (1.0 - s))
-                    reset_grad = grad_pre * (-leak) * h
-                if not detach_reset:
-                    grad_spike = grad_spike + reset_grad
-                grad_h = grad_h + grad_spike * sg_fn(h - theta)
-            grad_x[t] = grad_h
-            grad_h_next = grad_h
-        if grad_alpha is not None and not ctx.needs_input_grad[1]:
-            grad_alpha = None
-        return grad_x, grad_alpha, None, None, None, None, None, None
+        release_once(ctx)
+        h, alpha = ctx.saved_tensors
+        grad_alpha = scan_backward_(h, grad_s, alpha if ctx.quantized else None, ctx.spec)  # h <- dL/dx
+        return h, grad_alpha if ctx.needs_input_grad[1] else None, None, None, None, None, None, None
 
 
 class SpikingNeuron(nn.Module):

@@ -1,0 +1,243 @@
+"""Fast paths of a spiking conv layer: less memory, fewer passes, the same numbers.
+
+- `spiking_conv_scan`: conv + neuron scan over T in one autograd node. Forward: I = conv(x, w) on
+  the T*B inputs (or once on B static images), then H_t = I_t + U_{t-1} is written over I in place
+  and S_t = 1[H_t > theta] (quest/snn/scan.py). It saves x as bool when x is spikes (1 byte
+  instead of 4), w, H and alpha; backward overwrites H with dL/dI, then runs the conv backward with
+  x recast to float (on CPU one time step at a time: smaller float copies and oneDNN workspaces).
+- `spike_conv2d`: the same bool-saving conv on its own (y = conv(x, w) for binary x).
+  A following max pool joins the node too: spikes are pooled one step at a time as the scan makes
+  them (the full-resolution spike tensor is never built) and only the argmax indices are saved.
+- `max_pool2d_indices`: max pool whose autograd saves only the argmax indices (not its input).
+
+The plain path (neuron backend "reference", F.conv2d, nn.MaxPool2d) is the definition these are
+tested against in tests/test_fast_paths.py.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
+
+from quest.snn.scan import ScanSpec, release_once, scan_backward_, scan_forward
+
+_Pair = tuple[int, int]
+
+
+def _is_channels_last(x: torch.Tensor) -> bool:
+    return x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+
+
+def _conv_backward(
+    grad_out: torch.Tensor,
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    stride: _Pair,
+    padding: _Pair,
+    dilation: _Pair,
+    groups: int,
+    needs: tuple[bool, bool],
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """(dL/dx, dL/dw) of y = conv2d(x, w) (no bias); x may be saved as bool and is recast here."""
+    if x.dtype == torch.bool:
+        x = x.to(weight.dtype)
+    gx, gw, _ = torch.ops.aten.convolution_backward(
+        grad_out, x, weight, None, stride, padding, dilation, False, [0, 0], groups, [needs[0], needs[1], False]
+    )
+    return gx, gw
+
+
+class _SpikeConv2d(torch.autograd.Function):
+    """y = conv2d(x, w) for binary x; saves x as bool."""
+
+    @staticmethod
+    def forward(
+        ctx: Any, x: torch.Tensor, weight: torch.Tensor, stride: _Pair, padding: _Pair, dilation: _Pair, groups: int
+    ) -> torch.Tensor:
+        ctx.save_for_backward(x.ne(0), weight)
+        ctx.conv = (stride, padding, dilation, groups)
+        return F.conv2d(x, weight, None, stride, padding, dilation, groups)
+
+    @staticmethod
+    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[Any, ...]:
+        xb, weight = ctx.saved_tensors
+        gx, gw = _conv_backward(grad_out, xb, weight, *ctx.conv, needs=tuple(ctx.needs_input_grad[:2]))
+        return gx, gw, None, None, None, None
+
+
+def spike_conv2d(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    stride: _Pair = (1, 1),
+    padding: _Pair = (1, 1),
+    dilation: _Pair = (1, 1),
+    groups: int = 1,
+) -> torch.Tensor:
+    """conv2d(x, w) (no bias) for x in {0, 1}; autograd keeps x as bool. Wrong gradients if x is not binary."""
+    return _SpikeConv2d.apply(x, weight, stride, padding, dilation, groups)
+
+
+def _like_current(current: torch.Tensor, time_steps: int, shape: torch.Size | None = None) -> torch.Tensor:
+    """An empty [T, *shape] tensor (shape: the current's [B, ...] by default) in its memory format."""
+    fmt = torch.channels_last if _is_channels_last(current) else torch.contiguous_format
+    b, *rest = shape if shape is not None else current.shape
+    return torch.empty(
+        (time_steps * b, *rest), dtype=current.dtype, device=current.device, memory_format=fmt
+    ).unflatten(0, (time_steps, b))
+
+
+def _conv_scan_forward(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    alpha: torch.Tensor | None,
+    conv: tuple[_Pair, _Pair, _Pair, int],
+    time_steps: int,
+    static: bool,
+    spec: ScanSpec,
+    pool: _Pair | None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """(spikes, H or, when static, the current [B, ...], pool indices or None).
+
+    With pool = (kernel, stride) the spikes come out max-pooled, one step at a time: the full
+    [T, B, C', H', W'] spike tensor is never built.
+    """
+    if static:  # x [B, C, H, W]: the same current at every step; H is recomputed in backward
+        h = F.conv2d(x, weight, None, *conv)
+        like, steps, h_out = h, time_steps, None
+    else:  # x [T, B, C, H, W]: conv once on the T*B inputs, H written over the current
+        t, b = x.shape[:2]
+        h = F.conv2d(x.flatten(0, 1), weight, None, *conv).unflatten(0, (t, b))
+        like, steps, h_out = h[0], 0, h
+    if pool is None:
+        spikes = _like_current(like, time_steps)
+        scan_forward(h, h_out, spikes, alpha, spec, static_steps=steps)
+        return spikes, h, None
+    probe = F.max_pool2d(like[:1], pool[0], pool[1])  # the pooled shape of one image
+    pooled = _like_current(like, time_steps, torch.Size((like.shape[0], *probe.shape[1:])))
+    idx = torch.empty_like(pooled, dtype=torch.int64)
+
+    def pool_step(t: int, s_t: torch.Tensor) -> None:
+        torch.ops.aten.max_pool2d_with_indices.out(s_t, pool[0], pool[1], 0, 1, False, out=pooled[t], indices=idx[t])
+
+    scan_forward(h, h_out, None, alpha, spec, static_steps=steps, on_step=pool_step)
+    return pooled, h, idx
+
+
+def _pool_grad(grad_y: torch.Tensor, idx: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    """Backward of max pooling: dL/dy scattered to the argmax indices of each plane (input `shape`)."""
+    grad_x = torch.zeros(shape, dtype=grad_y.dtype, device=grad_y.device).flatten(-2)
+    grad_x.scatter_add_(-1, idx.flatten(-2), grad_y.flatten(-2))
+    return grad_x.unflatten(-1, shape[-2:])
+
+
+class _SpikingConvScan(torch.autograd.Function):
+    """Spikes [T, B, C', H', W'] (max-pooled when `pool`) = neuron scan of conv(x, w), one node.
+
+    Saves x as bool (when binary), w, H (or the static current), alpha and the pool indices.
+    """
+
+    @staticmethod
+    def forward(
+        ctx: Any,
+        x: torch.Tensor,
+        weight: torch.Tensor,
+        alpha: torch.Tensor | None,
+        conv: tuple[_Pair, _Pair, _Pair, int],
+        time_steps: int,
+        static: bool,
+        binary_input: bool,
+        spec: ScanSpec,
+        pool: _Pair | None,
+    ) -> torch.Tensor:
+        spikes, h, idx = _conv_scan_forward(x, weight, alpha, conv, time_steps, static, spec, pool)
+        saved_x = x.ne(0) if binary_input and not static else x
+        empty = torch.empty(0)
+        ctx.save_for_backward(
+            saved_x, weight, h, alpha if alpha is not None else empty, idx if idx is not None else empty
+        )
+        ctx.cfg = (conv, static, alpha is not None, spec, pool is not None)
+        return spikes
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[Any, ...]:
+        release_once(ctx)
+        x, weight, h, alpha, idx = ctx.saved_tensors
+        conv, static, quantized, spec, pooled = ctx.cfg
+        alpha = alpha if quantized else None
+        steps = grad_out.shape[0]
+        if static:  # recompute H from the saved current (the same operations: the same values)
+            current, h = h, _like_current(h, steps)
+            scan_forward(current, h, None, alpha, spec, static_steps=steps)
+        if pooled:  # dL/dS a chunk of steps at a time, from the pooled gradient and the indices
+            grad_s: Any = lambda a, b: _pool_grad(grad_out[a:b], idx[a:b], h[a:b].shape)  # noqa: E731
+        else:
+            grad_s = grad_out
+        grad_alpha = scan_backward_(h, grad_s, alpha, spec)  # h <- dL/dcurrent
+        needs = (ctx.needs_input_grad[0], ctx.needs_input_grad[1])
+        if static:
+            gx, gw = _conv_backward(h.sum(0), x, weight, *conv, needs=needs)
+        elif h.device.type == "cpu":  # one step at a time: smaller float copy of x, smaller workspaces
+            gx = torch.empty(x.shape, dtype=weight.dtype, device=x.device) if needs[0] else None
+            gw = None
+            for t in range(steps):
+                gx_t, gw_t = _conv_backward(h[t], x[t], weight, *conv, needs=needs)
+                if gx is not None:
+                    gx[t].copy_(gx_t)
+                gw = gw_t if gw is None else gw.add_(gw_t)
+        else:
+            gx, gw = _conv_backward(h.flatten(0, 1), x.flatten(0, 1), weight, *conv, needs=needs)
+            if gx is not None:
+                gx = gx.unflatten(0, h.shape[:2])
+        grad_alpha = grad_alpha if ctx.needs_input_grad[2] else None
+        return gx, gw, grad_alpha, None, None, None, None, None, None
+
+
+def spiking_conv_scan(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    alpha: torch.Tensor | None,
+    q_max: int,
+    conv: tuple[_Pair, _Pair, _Pair, int],
+    neuron: tuple[float, float, bool, str, bool],
+    time_steps: int,
+    static: bool,
+    binary_input: bool,
+    pool: _Pair | None = None,
+) -> torch.Tensor:
+    """Spikes of neuron(conv(x, w)) over T, the fused equivalent of `neuron(current(x))`, followed by
+    F.max_pool2d(., kernel, stride) when pool = (kernel, stride).
+
+    conv = (stride, padding, dilation, groups); neuron = (theta, leak, soft_reset, surrogate,
+    detach_reset); alpha/q_max quantize the membrane (alpha None: not quantized). With `binary_input`
+    the input is saved as bool: it must then be spikes (0/1), as every non-static input of a
+    SpikingConv is (spikes of the layer before, after max pooling, or of a spike encoder).
+    """
+    spec = ScanSpec(q_max, *neuron)
+    tracked = [t for t in (x, weight, alpha) if t is not None and t.requires_grad]
+    if not (torch.is_grad_enabled() and tracked):  # inference: nothing to save
+        return _conv_scan_forward(x, weight, alpha, conv, time_steps, static, spec, pool)[0]
+    return _SpikingConvScan.apply(x, weight, alpha, conv, time_steps, static, binary_input, spec, pool)
+
+
+class _MaxPool2dIndices(torch.autograd.Function):
+    """y = max_pool2d(x); saves only the argmax indices; dL/dx scatters dL/dy to them."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, kernel_size: int, stride: int) -> torch.Tensor:
+        y, idx = F.max_pool2d(x, kernel_size, stride, return_indices=True)
+        ctx.save_for_backward(idx)
+        ctx.x_shape = x.shape
+        return y
+
+    @staticmethod
+    def backward(ctx: Any, grad_y: torch.Tensor) -> tuple[Any, ...]:
+        (idx,) = ctx.saved_tensors
+        return _pool_grad(grad_y, idx, ctx.x_shape), None, None
+
+
+def max_pool2d_indices(x: torch.Tensor, kernel_size: int, stride: int | None = None) -> torch.Tensor:
+    """F.max_pool2d(x, k, stride) (no padding/dilation) with a backward that keeps only the indices."""
+    return _MaxPool2dIndices.apply(x, kernel_size, stride or kernel_size)
