@@ -125,11 +125,12 @@ def _conv_scan_forward(
     return pooled, h, idx
 
 
-def _pool_grad(grad_y: torch.Tensor, idx: torch.Tensor, shape: torch.Size) -> torch.Tensor:
-    """Backward of max pooling: dL/dy scattered to the argmax indices of each plane (input `shape`)."""
-    grad_x = torch.zeros(shape, dtype=grad_y.dtype, device=grad_y.device).flatten(-2)
+def _pool_grad(grad_y: torch.Tensor, idx: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """Backward of max pooling: dL/dy scattered to the argmax indices of each plane, in a tensor
+    shaped and laid out like the pool's input `like`."""
+    grad_x = torch.zeros_like(like, dtype=grad_y.dtype).flatten(-2)  # a view, or a copy if it must be
     grad_x.scatter_add_(-1, idx.flatten(-2), grad_y.flatten(-2))
-    return grad_x.unflatten(-1, shape[-2:])
+    return grad_x.unflatten(-1, like.shape[-2:])
 
 
 class _SpikingConvScan(torch.autograd.Function):
@@ -172,7 +173,7 @@ class _SpikingConvScan(torch.autograd.Function):
             current, h = h, _like_current(h, steps)
             scan_forward(current, h, None, alpha, spec, static_steps=steps)
         if pooled:  # dL/dS a chunk of steps at a time, from the pooled gradient and the indices
-            grad_s: Any = lambda a, b: _pool_grad(grad_out[a:b], idx[a:b], h[a:b].shape)  # noqa: E731
+            grad_s: Any = lambda a, b: _pool_grad(grad_out[a:b], idx[a:b], h[a:b])  # noqa: E731
         else:
             grad_s = grad_out
         grad_alpha = scan_backward_(h, grad_s, alpha, spec)  # h <- dL/dcurrent
@@ -180,7 +181,7 @@ class _SpikingConvScan(torch.autograd.Function):
         if static:
             gx, gw = _conv_backward(h.sum(0), x, weight, *conv, needs=needs)
         elif h.device.type == "cpu":  # one step at a time: smaller float copy of x, smaller workspaces
-            gx = torch.empty(x.shape, dtype=weight.dtype, device=x.device) if needs[0] else None
+            gx = torch.empty_like(x, dtype=weight.dtype) if needs[0] else None
             gw = None
             for t in range(steps):
                 gx_t, gw_t = _conv_backward(h[t], x[t], weight, *conv, needs=needs)
@@ -230,12 +231,14 @@ class _MaxPool2dIndices(torch.autograd.Function):
         y, idx = F.max_pool2d(x, kernel_size, stride, return_indices=True)
         ctx.save_for_backward(idx)
         ctx.x_shape = x.shape
+        ctx.x_format = torch.channels_last if _is_channels_last(x) else torch.contiguous_format
         return y
 
     @staticmethod
     def backward(ctx: Any, grad_y: torch.Tensor) -> tuple[Any, ...]:
         (idx,) = ctx.saved_tensors
-        return _pool_grad(grad_y, idx, ctx.x_shape), None, None
+        like = torch.empty(ctx.x_shape, dtype=grad_y.dtype, device=grad_y.device, memory_format=ctx.x_format)
+        return _pool_grad(grad_y, idx, like), None, None
 
 
 def max_pool2d_indices(x: torch.Tensor, kernel_size: int, stride: int | None = None) -> torch.Tensor:

@@ -101,19 +101,6 @@ def _reset_into(h: torch.Tensor, s: torch.Tensor, spec: ScanSpec, out: torch.Ten
     return out
 
 
-def _flat(t: torch.Tensor, lead: int) -> torch.Tensor | None:
-    """t as [t.shape[:lead], N] over the same memory when its last dims fill one dense block (any
-    dimension order, e.g. channels_last); None otherwise. The alias is made with `set_`, not as a
-    view, so torch.compile sees a plain tensor (no view-base guards, no recompiles per layer)."""
-    expected = 1
-    for d in sorted(range(lead, t.dim()), key=t.stride):
-        if t.size(d) != 1 and t.stride(d) != expected:
-            return None
-        expected *= t.size(d)
-    size, stride = (*t.shape[:lead], expected), (*t.stride()[:lead], 1)
-    return torch.empty(0, dtype=t.dtype, device=t.device).set_(t.untyped_storage(), t.storage_offset(), size, stride)
-
-
 def scan_forward(
     x: torch.Tensor,
     h: torch.Tensor | None,
@@ -223,8 +210,12 @@ def _backward_eager_(
         g = _surrogate_(h[start:end].sub_(spec.theta), spec.surrogate).mul_(grad_s(start, end))
         for t in range(end - start - 1, -1, -1):
             g[t].addcmul_(h[start + t + 1], a[t])
-        if dq_dalpha is not None:
-            grad_alpha += torch.dot(h[start + 1 : end + 1].reshape(-1), dq_dalpha.reshape(-1))
+        if dq_dalpha is not None:  # sum_t dL/dH_{t+1} dq/dalpha_t
+            g_next = h[start + 1 : end + 1]
+            if g_next.is_contiguous() and dq_dalpha.is_contiguous():
+                grad_alpha += torch.dot(g_next.reshape(-1), dq_dalpha.reshape(-1))
+            else:  # e.g. channels_last: no flattening copies
+                grad_alpha += dq_dalpha.mul_(g_next).sum()
         end = start
     return grad_alpha
 
@@ -269,6 +260,19 @@ def _backward_kernel(
     grads.reverse()
     h.copy_(torch.stack(grads))
     return grad_alpha
+
+
+def _flat(t: torch.Tensor, lead: int) -> torch.Tensor | None:
+    """t as [t.shape[:lead], N] over the same memory when its last dims fill one dense block (any
+    dimension order, e.g. channels_last); None otherwise. The alias is made with `set_`, not as a
+    view, so torch.compile sees a plain tensor (no view-base guards, no recompiles per layer)."""
+    expected = 1
+    for d in sorted(range(lead, t.dim()), key=t.stride):
+        if t.size(d) != 1 and t.stride(d) != expected:
+            return None
+        expected *= t.size(d)
+    size, stride = (*t.shape[:lead], expected), (*t.stride()[:lead], 1)
+    return torch.empty(0, dtype=t.dtype, device=t.device).set_(t.untyped_storage(), t.storage_offset(), size, stride)
 
 
 def scan_backward_(
