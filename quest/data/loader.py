@@ -38,6 +38,11 @@ class TensorBatchLoader:
             return dist.get_rank(), dist.get_world_size()
         return 0, 1
 
+    def _per_rank(self, world: int) -> int:
+        """Images each process sees per epoch (the last shard padded by wrapping when kept)."""
+        n = len(self.x)
+        return n // world if (self.drop_last or self.shuffle) else -(-n // world)
+
     def _indices(self) -> torch.Tensor:
         n = len(self.x)
         if self.shuffle:
@@ -46,7 +51,7 @@ class TensorBatchLoader:
         else:
             order = torch.arange(n)
         rank, world = self._shard()
-        per_rank = n // world if (self.drop_last or self.shuffle) else -(-n // world)
+        per_rank = self._per_rank(world)
         if world > 1:
             if per_rank * world > n:  # pad by wrapping, as DistributedSampler does
                 order = torch.cat([order, order[: per_rank * world - n]])
@@ -54,7 +59,7 @@ class TensorBatchLoader:
         return order
 
     def __len__(self) -> int:
-        n = len(self._indices())
+        n = self._per_rank(self._shard()[1])
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
