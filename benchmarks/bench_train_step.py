@@ -18,6 +18,10 @@ once on the B images and its output is repeated over T), loss = mean over t of c
 - snntorch:     snn.Leaky(beta=1.0, threshold=0.5, reset_mechanism="zero") in a per-step loop; fp32.
 - floor:        the same convs and linears as a ReLU ANN on T*B images (no neurons): the
                 arithmetic no SNN of this shape can avoid.
+- quest-bf16, floor-bf16, spikingjelly-bf16: the same under torch.autocast(bfloat16), as
+                Lightning's trainer.precision=bf16-mixed runs a training step (forward and loss
+                under autocast, backward outside): convs and linears in bf16. QUEST keeps its
+                neuron scan and MINT quantizer in fp32 (quest/snn/conv.py).
 
 The encoding layer of every spiking variant is a soft-reset IF neuron (v_reset=None in
 SpikingJelly, reset_mechanism="subtract" in snnTorch), as in QUEST.
@@ -53,8 +57,11 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-VARIANTS = ("quest", "quest-compiled", "spikingjelly", "snntorch", "floor")
-PEERS = {"spikingjelly": "spikingjelly", "snntorch": "snntorch"}
+VARIANTS = (
+    "quest", "quest-compiled", "spikingjelly", "snntorch", "floor", "quest-bf16", "spikingjelly-bf16", "floor-bf16",
+)  # fmt: skip
+MIXED = "-bf16"  # suffix of the variants run under torch.autocast(bfloat16)
+PEERS = {"spikingjelly": "spikingjelly", "snntorch": "snntorch", "spikingjelly-bf16": "spikingjelly"}
 LAYERS: tuple[int | str, ...] = (128, 128, "M", 256, 256, "M", 512, 512)
 POOL_OUT, HIDDEN, CLASSES, THETA = 4, 1024, 10, 0.5
 
@@ -201,6 +208,7 @@ def build_snntorch(time_steps: int) -> nn.Module:
 
 
 def build(name: str, args: argparse.Namespace, device: torch.device) -> nn.Module:
+    name = name.removesuffix(MIXED)
     if name in ("quest", "quest-compiled"):
         net = build_quest(args.time_steps, args.bits)
     elif name == "floor":
@@ -215,7 +223,11 @@ def build(name: str, args: argparse.Namespace, device: torch.device) -> nn.Modul
 
 
 class Trainer:
-    """One variant: network + Adam (lr 1e-3, wd 1e-4); step() = forward, mean-over-t CE, backward, step."""
+    """One variant: network + Adam (lr 1e-3, wd 1e-4); step() = forward, mean-over-t CE, backward, step.
+
+    With `mixed`, forward and loss run under torch.autocast(bfloat16) and backward outside it, as
+    Lightning's MixedPrecision plugin does for trainer.precision=bf16-mixed.
+    """
 
     def __init__(
         self,
@@ -223,11 +235,13 @@ class Trainer:
         net: nn.Module,
         after_step: Callable[[tuple[torch.Tensor, torch.Tensor]], None] | None = None,
         compiled: bool = False,
+        mixed: bool = False,
     ) -> None:
         self.name, self.net = name, net
         self.opt = torch.optim.Adam(net.parameters(), lr=1e-3, weight_decay=1e-4)
         self.after_step = after_step
         self.compiled = compiled
+        self.mixed = mixed
 
     def step(self, x: torch.Tensor, y: torch.Tensor) -> float:
         if self.name.startswith("quest"):
@@ -235,9 +249,10 @@ class Trainer:
 
             set_compile(self.compiled)
         self.opt.zero_grad(set_to_none=True)
-        logits = self.net(x)
-        t = logits.shape[0]
-        loss = F.cross_entropy(logits.flatten(0, 1), y.repeat(t))  # = mean over t of CE(logits_t, y)
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.mixed):
+            logits = self.net(x)
+            t = logits.shape[0]
+            loss = F.cross_entropy(logits.flatten(0, 1), y.repeat(t))  # = mean over t of CE(logits_t, y)
         loss.backward()
         self.opt.step()
         if self.after_step is not None:
@@ -247,7 +262,7 @@ class Trainer:
 
 def make_trainer(name: str, args: argparse.Namespace, device: torch.device) -> Trainer:
     torch.manual_seed(0)
-    return Trainer(name, build(name, args, device), compiled=name == "quest-compiled")
+    return Trainer(name, build(name, args, device), compiled=name == "quest-compiled", mixed=name.endswith(MIXED))
 
 
 def _sync(device: torch.device) -> None:
@@ -505,8 +520,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         }
         if "floor" in times:
             results[n]["time_over_floor"] = paired_ratio(ts, times["floor"])
+        if "floor-bf16" in times:
+            results[n]["time_over_floor_bf16"] = paired_ratio(ts, times["floor-bf16"])
         if "quest" in times:
             results[n]["quest_time_over_this"] = paired_ratio(times["quest"], ts)
+        if "quest-bf16" in times:
+            results[n]["quest_bf16_time_over_this"] = paired_ratio(times["quest-bf16"], ts)
         if n in memory:
             results[n]["memory"] = memory[n]
     monitor: dict[str, Any] = {"status": monitor_status}
@@ -567,6 +586,21 @@ def markdown(report: dict[str, Any]) -> str:
             f"| {fmt(r.get('quest_time_over_this')) if n != 'quest' else '-'} "
             f"| {ratio(quest and _peak(quest, dev), pk) if n != 'quest' else '-'} |"
         )
+    mixed = res.get("quest-bf16")
+    if mixed:  # QUEST under bf16 autocast against every other variant
+        lines += [
+            "",
+            "QUEST with trainer.precision=bf16-mixed (quest-bf16) against each variant:",
+            "",
+            "| variant | quest-bf16 time / this | quest-bf16 memory / this |",
+            "| --- | ---: | ---: |",
+        ]
+        for n in [*VARIANTS, "quest+monitor"]:
+            if n in res and n != "quest-bf16":
+                pk = _peak(res[n], dev)
+                lines.append(
+                    f"| {n} | {fmt(res[n].get('quest_bf16_time_over_this'))} | {ratio(_peak(mixed, dev), pk)} |"
+                )
     m, c = report["machine"], report["config"]
     mem_note = (
         "torch.cuda.max_memory_allocated in a fresh process per variant"

@@ -39,6 +39,12 @@ def quote_numeric_group_options(argv: Sequence[str], conf_dir: Path) -> list[str
     return out
 
 
+# Lightning precisions QUEST trains with. "*-true" 16-bit modes would cast the parameters, the
+# membrane and the MINT quantizer to 16 bits; the mixed modes run only convs and linears in 16 bits.
+# Lightning's older aliases: 32 = 32-true, 64 = 64-true, 16 = 16-mixed, bf16 = bf16-mixed.
+TRAINER_PRECISIONS = ("32-true", "64-true", "bf16-mixed", "16-mixed", "32", "64", "16", "bf16")
+
+
 def check_cli_overrides(argv: Sequence[str], conf_dir: Path) -> None:
     """Reject `group=option` overrides whose option does not exist (also in comma sweeps)."""
     groups = group_options(conf_dir)
@@ -77,3 +83,9 @@ def validate_config(cfg: DictConfig) -> None:
     batch = cfg.data.get("batch_size")
     if not (isinstance(batch, int) and batch >= 1):
         raise ConfigError(f"data.batch_size={batch!r}: must be an integer >= 1")
+    arithmetic = str(cfg.trainer.get("precision", "32-true"))
+    if arithmetic not in TRAINER_PRECISIONS:
+        raise ConfigError(
+            f"trainer.precision={arithmetic}: allowed {', '.join(TRAINER_PRECISIONS)} "
+            "(the membrane and its quantizer stay fp32; mixed precision runs only the convs and linears in 16 bits)"
+        )

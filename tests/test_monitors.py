@@ -90,6 +90,27 @@ def test_activity_report_by_hand():
     assert report["selected_pattern"] == 6
 
 
+def test_activity_counts_are_exact_under_bf16_autocast():
+    """With trainer.precision=bf16-mixed the fused layers emit bf16 spikes; the monitor's counts must
+    still be exact (a bf16 sum of 5,476 ones would round to 5,472)."""
+    torch.manual_seed(0)
+    layer = SpikingConv(4, 8, IFHard(theta=0.5), bits=2)
+    with torch.no_grad():
+        layer.quantizer.alpha.fill_(0.5)
+        layer.conv.weight.copy_(torch.randint(-1, 3, layer.conv.weight.shape).float() * 2.0)  # levels -1, 0, +1
+    x = torch.ones(1, 1, 4, 37, 37)  # 5,476 input spikes
+    counts = []
+    for mixed in (False, True):
+        mon = ActivityMonitor(sk3_config(), 2, IF_HARD, pattern=6)
+        layer.observer = mon._observer("conv2")
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=mixed):
+            spikes = layer(x, time_steps=1)
+        counts.append((mon.stats["conv2"][1].item(), mon.stats["conv2"][2].item(), spikes.sum(dtype=torch.float64).item()))
+    assert counts[1][1] == 4 * 37 * 37 and counts[0][1] == 4 * 37 * 37
+    assert counts[1][0] == counts[1][2] and counts[0][0] == counts[0][2]  # spikes counted exactly
+    assert counts[1][0] > 256
+
+
 def test_not_realizable_reports_reason_instead_of_numbers():
     layer, x = small_layer()
     mon = ActivityMonitor(sk3_config(), 2, {"name": "lif_hard", "theta": 0.5, "leak": 0.5}, pattern="best")

@@ -18,6 +18,7 @@ from conftest import TINY, read_results, run_train
         ("neuron.surrogate=box", "neuron.surrogate='box': allowed"),
         ("pattern.selection=9", "pattern.selection=9: sk_mtj_3state at 2-bit has patterns 1..6"),
         ("trainer.max_epochs=0", "trainer.max_epochs=0: must be an integer >= 1"),
+        ("trainer.precision=bf16-true", "trainer.precision=bf16-true: allowed 32-true, 64-true, bf16-mixed"),
     ],
 )
 def test_bad_config_stops_with_one_line(tmp_path, override, expected):
@@ -60,6 +61,23 @@ def test_smoke_run_writes_results_energy_and_checkpoints(tmp_path):
     act = energy["activity"]["epochs"][-1]["layers"]["conv2"]
     assert set(act["read_energy_per_sample_fJ"]) == {"1", "2", "3", "4", "5", "6"}
     assert 0.0 <= act["aor"] <= act["input_spike_rate"]
+
+
+def test_bf16_mixed_precision_run(tmp_path):
+    """trainer.precision=bf16-mixed: convs and linears in bf16, the membrane scan and quantizer in
+    fp32; the run trains (loss falls) and the monitors still see 2-bit weight levels."""
+    proc = run_train([*TINY, "trainer.max_epochs=2", "trainer.precision=bf16-mixed", f"hydra.run.dir={tmp_path}"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = read_results(tmp_path)
+    assert res["status"] == "completed" and res["config"]["trainer"]["precision"] == "bf16-mixed"
+    assert 0.0 <= res["test_acc"] <= 1.0
+    import csv
+
+    rows = list(csv.DictReader(open(next(tmp_path.rglob("metrics.csv")))))
+    losses = [float(r["train/loss_epoch"]) for r in rows if r.get("train/loss_epoch")]
+    assert len(losses) == 2 and losses[1] < losses[0], losses
+    layers = json.loads((tmp_path / "energy.json").read_text())["write"]["epochs"][-1]["layers"]
+    assert all(sum(map(sum, rep["transition_counts"])) > 0 for rep in layers.values())
 
 
 def test_resume_from_last_checkpoint(tmp_path):

@@ -59,6 +59,12 @@ def level_index(layer: SpikingConv) -> tuple[torch.Tensor, int, int]:
     return (layer.conv.weight != 0).long(), 2, 0
 
 
+def _count(x: torch.Tensor) -> float:
+    """sum(x) accumulated and returned in float64 (spikes come in bf16 under mixed precision, whose
+    own sum would round a count of millions to 3 significant digits)."""
+    return float(x.sum(dtype=torch.float64))
+
+
 def total_ops(spikes_in: torch.Tensor, layer: SpikingConv, out_shape: torch.Size) -> float:
     """All (input position, weight) pairs over the batch and T: T * B * FLOPs per sample-step."""
     t, b = spikes_in.shape[:2]
@@ -99,7 +105,7 @@ class ActivityMonitor(L.Callback):
             n_levels = ops_per_level(x, index, num_levels, layer.conv.stride[0], layer.conv.padding[0])
             row = torch.cat([
                 torch.tensor(
-                    [float(b), float(spikes.sum()), float(x.sum()), total_ops(x, layer, spikes.shape)],
+                    [float(b), _count(spikes), _count(x), total_ops(x, layer, spikes.shape)],
                     dtype=torch.float64, device=x.device,
                 ),
                 n_levels,
@@ -118,7 +124,7 @@ class ActivityMonitor(L.Callback):
     def _head_hook(self, name: str, linear: torch.nn.Linear):
         def hook(module: torch.nn.Module, args: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
             x = args[0]
-            row = torch.tensor([float(x.sum()), float(x.shape[0])], dtype=torch.float64, device=x.device)
+            row = torch.tensor([_count(x), float(x.shape[0])], dtype=torch.float64, device=x.device)
             self.stats[name] = row if name not in self.stats else self.stats[name] + row
             self.shapes[name] = {"flops": linear_flops(linear.in_features, linear.out_features), "inputs": linear.in_features}
 

@@ -5,9 +5,12 @@
   and S_t = 1[H_t > theta] (quest/snn/scan.py). It saves x as bool when x is spikes (1 byte
   instead of 4), w, H and alpha; backward overwrites H with dL/dI, then runs the conv backward with
   x recast to float (on CPU one time step at a time: smaller float copies and oneDNN workspaces).
-- `spike_conv2d`: the same bool-saving conv on its own (y = conv(x, w) for binary x).
   A following max pool joins the node too: spikes are pooled one step at a time as the scan makes
   them (the full-resolution spike tensor is never built) and only the argmax indices are saved.
+  Mixed precision (torch.autocast, as Lightning's `trainer.precision=bf16-mixed` sets it): the
+  convs, forward and backward, run in the autocast dtype, exactly as autocast runs F.conv2d on the
+  reference path; the current is cast back to fp32 before the scan, so H, the spikes and the MINT
+  membrane quantizer stay fp32 (the quantizer's round/clamp is never done in bf16).
 - `max_pool2d_indices`: max pool whose autograd saves only the argmax indices (not its input).
 
 The plain path (neuron backend "reference", F.conv2d, nn.MaxPool2d) is the definition these are
@@ -30,6 +33,22 @@ def _is_channels_last(x: torch.Tensor) -> bool:
     return x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
 
 
+def autocast_dtype(device: torch.device) -> torch.dtype | None:
+    """The dtype convs run in under torch.autocast on this device type, or None outside autocast."""
+    kind = device.type
+    return torch.get_autocast_dtype(kind) if torch.is_autocast_enabled(kind) else None
+
+
+def _conv(
+    x: torch.Tensor, weight: torch.Tensor, conv: tuple[_Pair, _Pair, _Pair, int], dtype: torch.dtype | None
+) -> torch.Tensor:
+    """conv2d(x, w) (no bias), in `dtype` under mixed precision (the result stays in `dtype`)."""
+    if dtype is None:
+        return F.conv2d(x, weight, None, *conv)
+    with torch.autocast(x.device.type, enabled=False):
+        return F.conv2d(x.to(dtype), weight.to(dtype), None, *conv)
+
+
 def _conv_backward(
     grad_out: torch.Tensor,
     x: torch.Tensor,
@@ -40,51 +59,22 @@ def _conv_backward(
     groups: int,
     needs: tuple[bool, bool],
 ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-    """(dL/dx, dL/dw) of y = conv2d(x, w) (no bias); x may be saved as bool and is recast here."""
-    if x.dtype == torch.bool:
-        x = x.to(weight.dtype)
+    """(dL/dx, dL/dw) of y = conv2d(x, w) (no bias), in w's dtype (grad_out and x are cast to it)."""
     gx, gw, _ = torch.ops.aten.convolution_backward(
-        grad_out, x, weight, None, stride, padding, dilation, False, [0, 0], groups, [needs[0], needs[1], False]
-    )
+        grad_out.to(weight.dtype), x.to(weight.dtype), weight, None, stride, padding, dilation, False, [0, 0],
+        groups, [needs[0], needs[1], False],
+    )  # fmt: skip
     return gx, gw
 
 
-class _SpikeConv2d(torch.autograd.Function):
-    """y = conv2d(x, w) for binary x; saves x as bool."""
-
-    @staticmethod
-    def forward(
-        ctx: Any, x: torch.Tensor, weight: torch.Tensor, stride: _Pair, padding: _Pair, dilation: _Pair, groups: int
-    ) -> torch.Tensor:
-        ctx.save_for_backward(x.ne(0), weight)
-        ctx.conv = (stride, padding, dilation, groups)
-        return F.conv2d(x, weight, None, stride, padding, dilation, groups)
-
-    @staticmethod
-    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[Any, ...]:
-        xb, weight = ctx.saved_tensors
-        gx, gw = _conv_backward(grad_out, xb, weight, *ctx.conv, needs=tuple(ctx.needs_input_grad[:2]))
-        return gx, gw, None, None, None, None
-
-
-def spike_conv2d(
-    x: torch.Tensor,
-    weight: torch.Tensor,
-    stride: _Pair = (1, 1),
-    padding: _Pair = (1, 1),
-    dilation: _Pair = (1, 1),
-    groups: int = 1,
+def _like_current(
+    current: torch.Tensor, time_steps: int, shape: torch.Size | None = None, dtype: torch.dtype | None = None
 ) -> torch.Tensor:
-    """conv2d(x, w) (no bias) for x in {0, 1}; autograd keeps x as bool. Wrong gradients if x is not binary."""
-    return _SpikeConv2d.apply(x, weight, stride, padding, dilation, groups)
-
-
-def _like_current(current: torch.Tensor, time_steps: int, shape: torch.Size | None = None) -> torch.Tensor:
     """An empty [T, *shape] tensor (shape: the current's [B, ...] by default) in its memory format."""
     fmt = torch.channels_last if _is_channels_last(current) else torch.contiguous_format
     b, *rest = shape if shape is not None else current.shape
     return torch.empty(
-        (time_steps * b, *rest), dtype=current.dtype, device=current.device, memory_format=fmt
+        (time_steps * b, *rest), dtype=dtype or current.dtype, device=current.device, memory_format=fmt
     ).unflatten(0, (time_steps, b))
 
 
@@ -97,31 +87,38 @@ def _conv_scan_forward(
     static: bool,
     spec: ScanSpec,
     pool: _Pair | None,
+    dtype: torch.dtype | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """(spikes, H or, when static, the current [B, ...], pool indices or None).
 
     With pool = (kernel, stride) the spikes come out max-pooled, one step at a time: the full
-    [T, B, C', H', W'] spike tensor is never built.
+    [T, B, C', H', W'] spike tensor is never built. dtype: the conv's dtype under mixed precision.
     """
+    state = weight.dtype  # H, U and the quantizer: the parameters' dtype, also under autocast
+    out = dtype or state  # spikes (0/1, exact in any float dtype): the conv dtype, ready for the next conv
     if static:  # x [B, C, H, W]: the same current at every step; H is recomputed in backward
-        h = F.conv2d(x, weight, None, *conv)
-        like, steps, h_out = h, time_steps, None
-    else:  # x [T, B, C, H, W]: conv once on the T*B inputs, H written over the current
+        current = _conv(x, weight, conv, dtype).to(state)
+        h, like, steps = current, current, time_steps
+    else:  # x [T, B, C, H, W]: conv once on the T*B inputs, H written over the current (or, under
+        # mixed precision, into an fp32 buffer: the cast fused into the scan's first add)
         t, b = x.shape[:2]
-        h = F.conv2d(x.flatten(0, 1), weight, None, *conv).unflatten(0, (t, b))
-        like, steps, h_out = h[0], 0, h
+        current = _conv(x.flatten(0, 1), weight, conv, dtype).unflatten(0, (t, b))
+        h = current if current.dtype == state else torch.empty_like(current, dtype=state)
+        like, steps = h[0], 0
     if pool is None:
-        spikes = _like_current(like, time_steps)
-        scan_forward(h, h_out, spikes, alpha, spec, static_steps=steps)
+        spikes = _like_current(like, time_steps, dtype=out)
+        scan_forward(current, None if static else h, spikes, alpha, spec, static_steps=steps)
         return spikes, h, None
     probe = F.max_pool2d(like[:1], pool[0], pool[1])  # the pooled shape of one image
-    pooled = _like_current(like, time_steps, torch.Size((like.shape[0], *probe.shape[1:])))
+    pooled = _like_current(like, time_steps, torch.Size((like.shape[0], *probe.shape[1:])), dtype=out)
     idx = torch.empty_like(pooled, dtype=torch.int64)
 
     def pool_step(t: int, s_t: torch.Tensor) -> None:
         torch.ops.aten.max_pool2d_with_indices.out(s_t, pool[0], pool[1], 0, 1, False, out=pooled[t], indices=idx[t])
 
-    scan_forward(h, h_out, None, alpha, spec, static_steps=steps, on_step=pool_step)
+    scan_forward(
+        current, None if static else h, None, alpha, spec, static_steps=steps, on_step=pool_step, spike_dtype=out
+    )
     return pooled, h, idx
 
 
@@ -151,14 +148,15 @@ class _SpikingConvScan(torch.autograd.Function):
         binary_input: bool,
         spec: ScanSpec,
         pool: _Pair | None,
+        dtype: torch.dtype | None,
     ) -> torch.Tensor:
-        spikes, h, idx = _conv_scan_forward(x, weight, alpha, conv, time_steps, static, spec, pool)
+        spikes, h, idx = _conv_scan_forward(x, weight, alpha, conv, time_steps, static, spec, pool, dtype)
         saved_x = x.ne(0) if binary_input and not static else x
         empty = torch.empty(0)
         ctx.save_for_backward(
             saved_x, weight, h, alpha if alpha is not None else empty, idx if idx is not None else empty
         )
-        ctx.cfg = (conv, static, alpha is not None, spec, pool is not None)
+        ctx.cfg = (conv, static, alpha is not None, spec, pool is not None, dtype, x.dtype)
         return spikes
 
     @staticmethod
@@ -166,7 +164,7 @@ class _SpikingConvScan(torch.autograd.Function):
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[Any, ...]:
         release_once(ctx)
         x, weight, h, alpha, idx = ctx.saved_tensors
-        conv, static, quantized, spec, pooled = ctx.cfg
+        conv, static, quantized, spec, pooled, dtype, x_dtype = ctx.cfg
         alpha = alpha if quantized else None
         steps = grad_out.shape[0]
         if static:  # recompute H from the saved current (the same operations: the same values)
@@ -178,22 +176,25 @@ class _SpikingConvScan(torch.autograd.Function):
             grad_s = grad_out
         grad_alpha = scan_backward_(h, grad_s, alpha, spec)  # h <- dL/dcurrent
         needs = (ctx.needs_input_grad[0], ctx.needs_input_grad[1])
+        w = weight if dtype is None else weight.to(dtype)  # the conv backward runs in the forward's dtype
         if static:
-            gx, gw = _conv_backward(h.sum(0), x, weight, *conv, needs=needs)
-        elif h.device.type == "cpu":  # one step at a time: smaller float copy of x, smaller workspaces
-            gx = torch.empty_like(x, dtype=weight.dtype) if needs[0] else None
+            gx, gw = _conv_backward(h.sum(0), x, w, *conv, needs=needs)
+        elif h.device.type == "cpu":  # one step at a time: smaller copies of x and dL/dI, smaller workspaces
+            gx = torch.empty_like(x, dtype=x_dtype) if needs[0] else None
             gw = None
             for t in range(steps):
-                gx_t, gw_t = _conv_backward(h[t], x[t], weight, *conv, needs=needs)
+                gx_t, gw_t = _conv_backward(h[t], x[t], w, *conv, needs=needs)
                 if gx is not None:
                     gx[t].copy_(gx_t)
-                gw = gw_t if gw is None else gw.add_(gw_t)
+                gw = gw_t.to(weight.dtype) if gw is None else gw.add_(gw_t)
         else:
-            gx, gw = _conv_backward(h.flatten(0, 1), x.flatten(0, 1), weight, *conv, needs=needs)
+            gx, gw = _conv_backward(h.flatten(0, 1), x.flatten(0, 1), w, *conv, needs=needs)
             if gx is not None:
                 gx = gx.unflatten(0, h.shape[:2])
+        gx = gx.to(x_dtype) if gx is not None else None
+        gw = gw.to(weight.dtype) if gw is not None else None
         grad_alpha = grad_alpha if ctx.needs_input_grad[2] else None
-        return gx, gw, grad_alpha, None, None, None, None, None, None
+        return gx, gw, grad_alpha, None, None, None, None, None, None, None
 
 
 def spiking_conv_scan(
@@ -215,12 +216,14 @@ def spiking_conv_scan(
     detach_reset); alpha/q_max quantize the membrane (alpha None: not quantized). With `binary_input`
     the input is saved as bool: it must then be spikes (0/1), as every non-static input of a
     SpikingConv is (spikes of the layer before, after max pooling, or of a spike encoder).
+    Under torch.autocast the convs run in its dtype and the scan in fp32 (module docstring).
     """
     spec = ScanSpec(q_max, *neuron)
+    dtype = autocast_dtype(x.device)
     tracked = [t for t in (x, weight, alpha) if t is not None and t.requires_grad]
     if not (torch.is_grad_enabled() and tracked):  # inference: nothing to save
-        return _conv_scan_forward(x, weight, alpha, conv, time_steps, static, spec, pool)[0]
-    return _SpikingConvScan.apply(x, weight, alpha, conv, time_steps, static, binary_input, spec, pool)
+        return _conv_scan_forward(x, weight, alpha, conv, time_steps, static, spec, pool, dtype)[0]
+    return _SpikingConvScan.apply(x, weight, alpha, conv, time_steps, static, binary_input, spec, pool, dtype)
 
 
 class _MaxPool2dIndices(torch.autograd.Function):

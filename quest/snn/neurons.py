@@ -134,6 +134,8 @@ class SpikingNeuron(nn.Module):
         return s, u
 
     def forward(self, x: torch.Tensor, quantizer: MintQuantizer | None = None) -> torch.Tensor:
+        if x.dtype in (torch.float16, torch.bfloat16):  # mixed precision: the scan and quantizer stay fp32
+            x = x.float()
         if self.backend == "reference":
             u = torch.zeros_like(x[0])
             spikes = []

@@ -109,20 +109,23 @@ def scan_forward(
     spec: ScanSpec,
     static_steps: int = 0,
     on_step: Callable[[int, torch.Tensor], None] | None = None,
+    spike_dtype: torch.dtype | None = None,
 ) -> None:
     """Fill h[t] = H_t and s[t] = S_t (0/1) for t = 0..T-1, without autograd; U_{T-1}, which feeds
     nothing, is not computed.
 
     x is [T, ...], or, with static_steps = T, [...]: the same current at every step. `h` may be `x`
     itself (x is then overwritten by H) or None (H not kept); `s` may be None (S not kept).
-    `on_step(t, S_t)` sees every step's spikes while they exist.
+    `on_step(t, S_t)` sees every step's spikes while they exist (in `spike_dtype`, default h's when
+    `s` is None). x may be in a lower precision than h (mixed precision): H_t = x_t + U_{t-1} is
+    then computed in h's dtype.
     """
     steps = static_steps or x.shape[0]
     u = h_t = s_t = None
     for t in range(steps):
         x_t = x if static_steps else x[t]
         h_t = h[t] if h is not None else torch.empty_like(x_t) if h_t is None else h_t
-        s_t = s[t] if s is not None else torch.empty_like(x_t) if s_t is None else s_t
+        s_t = s[t] if s is not None else torch.empty_like(h_t, dtype=spike_dtype) if s_t is None else s_t
         if u is None:
             if h_t.data_ptr() != x_t.data_ptr():
                 h_t.copy_(x_t)
