@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from quest.snn.quantizer import MintQuantizer, max_level, mint_levels, mint_quantize
+from quest.snn.quantizer import MintQuantizer, max_level, mint_levels, mint_quantize, mint_quantize_fused
 
 
 @pytest.mark.parametrize("bits,levels", [(2, 3), (3, 7), (4, 15)])
@@ -40,6 +40,29 @@ def test_straight_through_gradient():
     # dq/dalpha = round(.)/Q - 1[inside] tanh(x)/alpha: 0 - .0997/.5, 1 - .2913/.5, -1
     expected = (0 - math.tanh(0.1) / 0.5) + (1 - math.tanh(0.3) / 0.5) + (-1)
     assert alpha.grad.item() == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize("q_max", [1, 3, 7])
+def test_fused_quantizer_matches_definition(q_max):
+    """The one-node quantizer (MintQuantizer.forward) against the plain autograd definition: equal
+    values bit for bit, equal gradients of x and alpha, inside and outside the clamp."""
+    torch.manual_seed(0)
+    x0 = torch.randn(4000, dtype=torch.float64) * 1.5
+    g = torch.randn_like(x0)
+    outs = []
+    for fn in (mint_quantize_fused, mint_quantize):
+        x = x0.clone().requires_grad_()
+        alpha = torch.tensor(0.6, dtype=torch.float64, requires_grad=True)
+        y = fn(x, alpha, q_max)
+        (y * g).sum().backward()
+        outs.append((y.detach(), x.grad, alpha.grad))
+    assert torch.equal(outs[0][0], outs[1][0])
+    assert (outs[1][1] == 0).any() and (outs[1][1] != 0).any()  # both sides of the clamp
+    assert torch.allclose(outs[0][1], outs[1][1], rtol=1e-12, atol=1e-12)
+    assert torch.allclose(outs[0][2], outs[1][2], rtol=1e-10, atol=1e-12)
+    for dtype in (torch.float32,):  # also bit-identical in fp32, the training dtype
+        x, a = x0.to(dtype), torch.tensor(0.6, dtype=dtype)
+        assert torch.equal(mint_quantize_fused(x, a, q_max), mint_quantize(x, a, q_max))
 
 
 def test_alpha_starts_at_two_mean_abs_over_sqrt_q():

@@ -10,9 +10,11 @@ potential (the shared scaling factor), so inference runs on integer levels.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 ALLOWED_BITS = (2, 3, 4)
 
@@ -29,6 +31,47 @@ def mint_quantize(x: torch.Tensor, alpha: torch.Tensor, q_max: int) -> torch.Ten
     y = torch.clamp(torch.tanh(x) / alpha, -1.0, 1.0) * q_max
     y = torch.round(y).detach() + (y - y.detach())  # value round(y) exactly, gradient 1
     return y * (alpha / q_max)
+
+
+class _MintQuantize(torch.autograd.Function):
+    """`mint_quantize` as one autograd node: the same values (the same operations in the same order)
+    and the gradients of its straight-through definition,
+
+        dq/dx     = 1[|tanh x| <= alpha] (1 - tanh^2 x)
+        dq/dalpha = round(Q clamp(tanh(x)/alpha, -1, 1))/Q - 1[|tanh x| <= alpha] tanh(x)/alpha,
+
+    saving only x and alpha (tanh is recomputed in backward) instead of the plain graph's three
+    weight-sized tensors."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, alpha: torch.Tensor, q_max: int) -> torch.Tensor:
+        ctx.save_for_backward(x, alpha)
+        ctx.q_max = q_max
+        y = torch.tanh(x).div_(alpha).clamp_(-1.0, 1.0)
+        if q_max != 1:
+            y.mul_(q_max)
+        return y.round_().mul_(alpha / q_max if q_max != 1 else alpha)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None, None]:
+        x, alpha = ctx.saved_tensors
+        q_max = ctx.q_max
+        tanh = torch.tanh(x)
+        ratio = tanh / alpha
+        inside = ratio.abs().le_(1.0).to(x.dtype)
+        grad_x = grad_alpha = None
+        if ctx.needs_input_grad[0]:
+            grad_x = tanh.mul_(tanh).neg_().add_(1.0).mul_(inside).mul_(grad)  # 1[inside] (1 - tanh^2) g
+        if ctx.needs_input_grad[1]:
+            level = ratio.clamp(-1.0, 1.0).mul_(q_max).round_().div_(q_max)
+            grad_alpha = level.sub_(inside.mul_(ratio)).mul_(grad).sum().reshape(alpha.shape)
+        return grad_x, grad_alpha, None
+
+
+def mint_quantize_fused(x: torch.Tensor, alpha: torch.Tensor, q_max: int) -> torch.Tensor:
+    """`mint_quantize` (the definition) as one autograd node that saves only x and alpha."""
+    return _MintQuantize.apply(x, alpha, q_max)
 
 
 def mint_levels(x: torch.Tensor, alpha: torch.Tensor, q_max: int) -> torch.Tensor:
@@ -66,7 +109,7 @@ class MintQuantizer(nn.Module):
         return 2 * self.q_max + 1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return mint_quantize(x, self.scale(), self.q_max)
+        return mint_quantize_fused(x, self.scale(), self.q_max)
 
     def levels(self, x: torch.Tensor) -> torch.Tensor:
         return mint_levels(x, self.scale(), self.q_max)
