@@ -33,6 +33,17 @@ def mint_quantize(x: torch.Tensor, alpha: torch.Tensor, q_max: int) -> torch.Ten
     return y * (alpha / q_max)
 
 
+def mint_quantize_out(x: torch.Tensor, alpha: torch.Tensor, q_max: int, out: torch.Tensor) -> torch.Tensor:
+    """out <- q(x) (out may be x itself), with the operations of `mint_quantize` in its order, so the
+    values are bit-identical (x * 1 is skipped when Q = 1). No autograd: for the fused kernels."""
+    torch.tanh(x, out=out)
+    out.div_(alpha).clamp_(-1.0, 1.0)
+    if q_max != 1:
+        out.mul_(q_max)
+    out.round_()
+    return out.mul_(alpha / q_max if q_max != 1 else alpha)
+
+
 class _MintQuantize(torch.autograd.Function):
     """`mint_quantize` as one autograd node: the same values (the same operations in the same order)
     and the gradients of its straight-through definition,
@@ -47,10 +58,7 @@ class _MintQuantize(torch.autograd.Function):
     def forward(ctx: Any, x: torch.Tensor, alpha: torch.Tensor, q_max: int) -> torch.Tensor:
         ctx.save_for_backward(x, alpha)
         ctx.q_max = q_max
-        y = torch.tanh(x).div_(alpha).clamp_(-1.0, 1.0)
-        if q_max != 1:
-            y.mul_(q_max)
-        return y.round_().mul_(alpha / q_max if q_max != 1 else alpha)
+        return mint_quantize_out(x, alpha, q_max, out=torch.empty_like(x))
 
     @staticmethod
     @once_differentiable

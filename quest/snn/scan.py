@@ -34,6 +34,7 @@ from typing import Any, Callable, NamedTuple
 
 import torch
 
+from quest.snn.quantizer import mint_quantize_out
 from quest.snn.surrogate import get_surrogate
 
 
@@ -79,17 +80,6 @@ def _run_compiled(name: str, fn: Callable[..., Any], *args: Any) -> tuple[bool, 
 
 
 # -- forward ----------------------------------------------------------------------------------
-def _quantize_(u: torch.Tensor, alpha: torch.Tensor, q_max: int) -> torch.Tensor:
-    """u <- (alpha/Q) round(Q clamp(tanh(u)/alpha, -1, 1)) in place, with the operations of
-    `mint_quantize` in its order, so the values are bit-identical (x * 1 is skipped when Q = 1)."""
-    torch.tanh(u, out=u)
-    u.div_(alpha).clamp_(-1.0, 1.0)
-    if q_max != 1:
-        u.mul_(q_max)
-    u.round_()
-    return u.mul_(alpha / q_max if q_max != 1 else alpha)
-
-
 def _reset_into(h: torch.Tensor, s: torch.Tensor, spec: ScanSpec, out: torch.Tensor) -> torch.Tensor:
     """out <- U' = lambda (H - theta S) (soft) or lambda (H - H S) (hard)."""
     if spec.soft:
@@ -138,7 +128,7 @@ def scan_forward(
             break
         u = _reset_into(h_t, s_t, spec, torch.empty_like(h_t) if u is None else u)
         if alpha is not None:
-            _quantize_(u, alpha, spec.q_max)
+            mint_quantize_out(u, alpha, spec.q_max, out=u)
 
 
 # -- backward ---------------------------------------------------------------------------------
