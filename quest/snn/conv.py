@@ -9,8 +9,9 @@
   them (the full-resolution spike tensor is never built) and only the argmax indices are saved.
   Mixed precision (torch.autocast, as Lightning's `trainer.precision=bf16-mixed` sets it): the
   convs, forward and backward, run in the autocast dtype, exactly as autocast runs F.conv2d on the
-  reference path; the current is cast back to fp32 before the scan, so H, the spikes and the MINT
-  membrane quantizer stay fp32 (the quantizer's round/clamp is never done in bf16).
+  reference path; the scan adds the 16-bit current into an fp32 H, so H, U and the MINT membrane
+  quantizer stay fp32 (its round/clamp is never done in 16 bits), and the spikes, exactly 0 or 1,
+  come out in the autocast dtype, ready for the next conv.
 - `max_pool2d_indices`: max pool whose autograd saves only the argmax indices (not its input).
 
 The plain path (neuron backend "reference", F.conv2d, nn.MaxPool2d) is the definition these are

@@ -44,15 +44,32 @@ def mint_quantize_out(x: torch.Tensor, alpha: torch.Tensor, q_max: int, out: tor
     return out.mul_(alpha / q_max if q_max != 1 else alpha)
 
 
-class _MintQuantize(torch.autograd.Function):
-    """`mint_quantize` as one autograd node: the same values (the same operations in the same order)
-    and the gradients of its straight-through definition,
+def mint_derivatives_(
+    tanh: torch.Tensor, alpha: torch.Tensor, q_max: int, scratch: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(dq/dx, dq/dalpha) of the straight-through q at x, from tanh(x) (overwritten by dq/dx):
 
         dq/dx     = 1[|tanh x| <= alpha] (1 - tanh^2 x)
-        dq/dalpha = round(Q clamp(tanh(x)/alpha, -1, 1))/Q - 1[|tanh x| <= alpha] tanh(x)/alpha,
+        dq/dalpha = round(Q clamp(tanh(x)/alpha, -1, 1))/Q - 1[|tanh x| <= alpha] tanh(x)/alpha.
 
-    saving only x and alpha (tanh is recomputed in backward) instead of the plain graph's three
-    weight-sized tensors."""
+    `scratch`, a tensor like tanh, is used as a work buffer when given. No autograd: for the fused kernels."""
+    ratio = torch.div(tanh, alpha)
+    inside = torch.abs(ratio, out=scratch if scratch is not None else torch.empty_like(ratio)).le_(1.0)
+    tanh.mul_(tanh)
+    dq_dx = torch.addcmul(inside, inside, tanh, value=-1.0, out=tanh)  # 1[inside] (1 - tanh^2)
+    inside.mul_(ratio)  # 1[inside] tanh / alpha
+    dq_dalpha = ratio.clamp_(-1.0, 1.0)
+    if q_max != 1:
+        dq_dalpha.mul_(q_max).round_().div_(q_max)
+    else:
+        dq_dalpha.round_()
+    return dq_dx, dq_dalpha.sub_(inside)
+
+
+class _MintQuantize(torch.autograd.Function):
+    """`mint_quantize` as one autograd node: the same values (the same operations in the same order)
+    and the gradients of its straight-through definition (`mint_derivatives_`), saving only x and
+    alpha (tanh is recomputed in backward) instead of the plain graph's three weight-sized tensors."""
 
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, alpha: torch.Tensor, q_max: int) -> torch.Tensor:
@@ -64,16 +81,9 @@ class _MintQuantize(torch.autograd.Function):
     @once_differentiable
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None, None]:
         x, alpha = ctx.saved_tensors
-        q_max = ctx.q_max
-        tanh = torch.tanh(x)
-        ratio = tanh / alpha
-        inside = ratio.abs().le_(1.0).to(x.dtype)
-        grad_x = grad_alpha = None
-        if ctx.needs_input_grad[0]:
-            grad_x = tanh.mul_(tanh).neg_().add_(1.0).mul_(inside).mul_(grad)  # 1[inside] (1 - tanh^2) g
-        if ctx.needs_input_grad[1]:
-            level = ratio.clamp(-1.0, 1.0).mul_(q_max).round_().div_(q_max)
-            grad_alpha = level.sub_(inside.mul_(ratio)).mul_(grad).sum().reshape(alpha.shape)
+        dq_dx, dq_dalpha = mint_derivatives_(torch.tanh(x), alpha, ctx.q_max)
+        grad_x = dq_dx.mul_(grad) if ctx.needs_input_grad[0] else None
+        grad_alpha = dq_dalpha.mul_(grad).sum().reshape(alpha.shape) if ctx.needs_input_grad[1] else None
         return grad_x, grad_alpha, None
 
 

@@ -34,7 +34,7 @@ from typing import Any, Callable, NamedTuple
 
 import torch
 
-from quest.snn.quantizer import mint_quantize_out
+from quest.snn.quantizer import mint_derivatives_, mint_quantize_out
 from quest.snn.surrogate import get_surrogate
 
 
@@ -170,18 +170,8 @@ def _local_factors(
             a.mul_(leak)
     if u is None:
         return a, None
-    th = _tanh_via_sigmoid_(u)
-    ratio = torch.div(th, alpha)
-    inside = torch.abs(ratio, out=sg).le_(1.0)  # reuses sg's buffer
-    th.mul_(th)
-    a.mul_(torch.addcmul(inside, inside, th, value=-1.0, out=th))  # * inside (1 - tanh^2)
-    inside.mul_(ratio)  # 1[inside] tanh U' / alpha
-    dq_dalpha = ratio.clamp_(-1.0, 1.0)
-    if spec.q_max != 1:
-        dq_dalpha.mul_(spec.q_max).round_().div_(spec.q_max)
-    else:
-        dq_dalpha.round_()
-    return a, dq_dalpha.sub_(inside)
+    dq_du, dq_dalpha = mint_derivatives_(_tanh_via_sigmoid_(u), alpha, spec.q_max, scratch=sg)  # sg's buffer reused
+    return a.mul_(dq_du), dq_dalpha
 
 
 GradS = Callable[[int, int], torch.Tensor]  # (start, end) -> dL/dS_t for t in [start, end)
