@@ -1,6 +1,7 @@
 """Experiment loggers from the `logger` config group; W&B falls back to offline by itself."""
 from __future__ import annotations
 
+import csv
 import logging
 import netrc
 import os
@@ -8,7 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from hydra.utils import instantiate
+from lightning.fabric.loggers.logger import rank_zero_experiment
+from lightning.pytorch.loggers import CSVLogger as LightningCSVLogger
 from lightning.pytorch.loggers import Logger
+from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from omegaconf import DictConfig
 
 log = logging.getLogger(__name__)
@@ -23,6 +27,33 @@ def wandb_has_credentials() -> bool:
     except (FileNotFoundError, netrc.NetrcParseError, OSError):
         return False
     return bool(auth and auth[2])
+
+
+class _ContinuingMetricsWriter(ExperimentWriter):
+    """Lightning's CSV writer that starts from the columns of an existing metrics.csv.
+
+    Under ddp_spawn the test phase runs in fresh processes holding a copy of the writer made before
+    training, whose column list is empty; Lightning's writer would then rewrite the file with the
+    test columns only and fail on the training rows. This one reads the file's header first."""
+
+    def _record_new_keys(self) -> set[str]:
+        if not self.metrics_keys and self._fs.isfile(self.metrics_file_path):
+            with self._fs.open(self.metrics_file_path, "r", newline="") as file:
+                self.metrics_keys = list(csv.DictReader(file).fieldnames or [])
+        return super()._record_new_keys()
+
+
+class CSVLogger(LightningCSVLogger):
+    """Lightning's CSVLogger whose metrics.csv keeps its training rows when testing runs in new
+    processes (trainer=ddp_cpu); otherwise the same."""
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> ExperimentWriter:
+        if self._experiment is None:
+            self._fs.makedirs(self.root_dir, exist_ok=True)
+            self._experiment = _ContinuingMetricsWriter(log_dir=self.log_dir)
+        return self._experiment
 
 
 def build_loggers(cfg: DictConfig, run_name: str, group: str | None) -> list[Logger]:
