@@ -122,6 +122,9 @@ def train(cfg: DictConfig) -> float | None:
     start = time.time()
     try:
         trainer.fit(parts.module, parts.datamodule, ckpt_path=cfg.get("ckpt_path"))
+        # read before testing resets the metrics; under ddp_spawn the module's own metric state
+        # stays in the worker, the logged value comes back
+        best_val = trainer.callback_metrics.get("val/acc_best")
         ckpt = trainer.checkpoint_callback
         test_from = "best" if cfg.test_ckpt == "best" and ckpt is not None and ckpt.best_model_path else None
         trainer.test(parts.module, parts.datamodule, ckpt_path=test_from, verbose=False)
@@ -142,7 +145,7 @@ def train(cfg: DictConfig) -> float | None:
         status="completed",
         test_acc=metrics.get("test/acc"),
         test_loss=metrics.get("test/loss"),
-        best_val_acc=float(parts.module.val_acc_best.compute()),
+        best_val_acc=float(best_val if best_val is not None else parts.module.val_acc_best.compute()),
         epochs=trainer.current_epoch,
         global_steps=trainer.global_step,
         wall_time_s=round(time.time() - start, 2),

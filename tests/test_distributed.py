@@ -32,6 +32,8 @@ def test_ddp_configs_build_quest_strategy(compose_cfg, tmp_path):
     cpu = instantiate(cfg.trainer, logger=False)
     assert type(cpu.strategy) is DDPStrategy
     assert cpu.strategy._start_method == "spawn" and cpu.num_devices == 2
+    cpu.strategy._configure_launcher()
+    assert type(cpu.strategy.launcher).__name__ == "_FitStateReturningLauncher"
     gpu = compose_cfg(["trainer=ddp", "logger=none"]).trainer
     assert gpu.strategy._target_ == "quest.distributed.DDPStrategy"
 

@@ -1,6 +1,7 @@
 """Multirun sweeps through the real train.py: the six-job grid, failures, re-runs, patterns, DDP."""
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -87,15 +88,25 @@ def test_real_cifar10_slice_trains_above_chance(tmp_path):
 
 
 def test_ddp_two_cpu_processes_count_like_one(tmp_path):
-    """Activity counts are summed across processes: 2-process DDP equals 1 process on the same data."""
-    # logger=none: Lightning's CSVLogger cannot reopen its file in the processes ddp_spawn starts
-    # again for the test phase (a Lightning limitation); energy.json is what is compared here.
+    """Activity counts are summed across processes: 2-process DDP equals 1 process on the same data.
+    The run's record and its CSV log are those of a single process too (ddp_spawn trains and tests
+    in worker processes)."""
     frozen = ["module.lr=1e-12", "module.weight_decay=0", "data.val_size=50", "data.eval_batch_size=25",
-              "callbacks.activity_monitor.num_batches=10", "logger=none"]
+              "callbacks.activity_monitor.num_batches=10", "trainer.max_epochs=2"]
     one = run_train([*TINY, *frozen, "trainer=cpu", f"hydra.run.dir={tmp_path / 'one'}"])
     two = run_train([*TINY, *frozen, "trainer=ddp_cpu", f"hydra.run.dir={tmp_path / 'two'}"])
     assert one.returncode == 0, one.stderr[-3000:]
     assert two.returncode == 0, two.stderr[-3000:]
+    rec_one, rec_two = read_results(tmp_path / "one"), read_results(tmp_path / "two")
+    assert rec_one["epochs"] == rec_two["epochs"] == 2
+    assert rec_two["global_steps"] > 0
+    assert rec_two["test_checkpoint"].endswith(".ckpt")
+    with open(tmp_path / "two" / "csv" / "version_0" / "metrics.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    val = [float(r["val/acc"]) for r in rows if r["val/acc"]]
+    test = [float(r["test/acc"]) for r in rows if r["test/acc"]]
+    assert len(val) == 2 and len(test) == 1  # fit rows kept when the test phase's new processes log
+    assert rec_two["best_val_acc"] == pytest.approx(max(val)) and rec_two["test_acc"] == pytest.approx(test[0])
     a = json.loads((tmp_path / "one" / "energy.json").read_text())["activity"]["epochs"][-1]
     b = json.loads((tmp_path / "two" / "energy.json").read_text())["activity"]["epochs"][-1]
     assert a["samples"] == b["samples"] == 50
