@@ -30,8 +30,10 @@ Step times are measured interleaved in one process (variant order rotated every 
 reported as medians; ratios between variants are medians of per-round ratios (each round times
 every variant once, so slow phases of a shared machine hit all of them alike). Peak memory comes
 from fresh subprocesses per variant (the median of --memory-repeats): peak RSS (VmHWM) on CPU,
-torch.cuda.max_memory_allocated on GPU. Also reported: the cost of QUEST's transition monitor (when quest/monitors provides it) and
-the throughput of the data pipeline on its own.
+torch.cuda.max_memory_allocated on GPU. Every variant steps torch.optim.Adam with torch's defaults
+(foreach), so the table compares the engines. Also reported: the cost of QUEST's transition monitor
+(when quest/monitors provides it), the throughput of the data pipeline on its own, and one Adam
+step alone, foreach and fused (QuestModule trains with fused Adam).
 """
 from __future__ import annotations
 
@@ -348,6 +350,28 @@ def data_throughput(batch_size: int, device: torch.device, seconds: float = 2.0)
     }
 
 
+def optimizer_step(args: argparse.Namespace, device: torch.device, steps: int = 15) -> dict[str, Any]:
+    """Median ms of one Adam step (lr 1e-3, wd 1e-4) over QUEST's parameters with fixed gradients:
+    torch's default (foreach; what every variant's step uses) and fused (what QuestModule uses)."""
+    params = list(build("quest", args, device).parameters())
+    generator = torch.Generator(device="cpu").manual_seed(0)
+    for p in params:
+        p.grad = torch.randn(p.shape, generator=generator).to(device)
+    result: dict[str, Any] = {"parameters": sum(p.numel() for p in params)}
+    for name, kwargs in (("foreach", {}), ("fused", {"fused": True})):
+        opt = torch.optim.Adam(params, lr=1e-3, weight_decay=1e-4, **kwargs)
+        times = []
+        for i in range(steps + 3):
+            _sync(device)
+            t0 = time.perf_counter()
+            opt.step()
+            _sync(device)
+            if i >= 3:
+                times.append(time.perf_counter() - t0)
+        result[f"{name}_ms"] = statistics.median(times) * 1e3
+    return result
+
+
 # ---------------------------------------------------------------------------------------------
 # Memory: one fresh subprocess per variant
 # ---------------------------------------------------------------------------------------------
@@ -506,6 +530,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     memory = {n: measure_memory(n, args) for n in names} if not args.no_memory else {}
     data = data_throughput(args.batch_size, device) if not args.no_data else None
+    adam = optimizer_step(args, device) if not args.no_optimizer else None
 
     results: dict[str, Any] = {}
     for n, ts in times.items():
@@ -545,6 +570,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "results": results,
         "monitor": monitor,
         "data_pipeline": data,
+        "optimizer_step": adam,
     }
 
 
@@ -633,6 +659,12 @@ def markdown(report: dict[str, Any]) -> str:
             f"Data pipeline alone (TensorBatchLoader + random_crop + random_flip + normalize, bundled subset, "
             f"batch {d['batch_size']}): {d['images_per_s']:.0f} images/s."
         )
+    a = report.get("optimizer_step")
+    if a:
+        extra.append(
+            f"Adam step alone over QUEST's {a['parameters'] / 1e6:.1f}M parameters: {a['foreach_ms']:.1f} ms with "
+            f"torch's default (foreach; every variant above), {a['fused_ms']:.1f} ms fused (QUEST's training)."
+        )
     for n, why in report["skipped"].items():
         extra.append(f"Skipped {n}: {why}.")
     return "\n".join(lines + extra) + "\n"
@@ -653,6 +685,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-memory", action="store_true", help="skip the per-variant memory subprocesses")
     p.add_argument("--no-data", action="store_true", help="skip the data-pipeline throughput")
     p.add_argument("--no-monitor", action="store_true", help="skip the monitored QUEST step")
+    p.add_argument("--no-optimizer", action="store_true", help="skip the foreach vs fused Adam timing")
     p.add_argument("--out", default=None, help="write the report to PATH (.json) and its table to PATH with .md")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)

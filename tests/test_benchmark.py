@@ -30,7 +30,9 @@ def test_benchmark_runs_and_reports(tmp_path):
         assert res[name]["time_over_floor"] > 0 and res[name]["quest_bf16_time_over_this"] > 0
     assert "overhead_pct" in report["monitor"]
     assert report["data_pipeline"]["images_per_s"] > 0
+    adam = report["optimizer_step"]
+    assert adam["parameters"] > 1e7 and adam["foreach_ms"] > 0 and adam["fused_ms"] > 0
     table = out.with_suffix(".md").read_text()
-    assert "| quest-bf16 |" in table and "quest-bf16 time / this" in table
+    assert "| quest-bf16 |" in table and "quest-bf16 time / this" in table and "fused (QUEST's training)" in table
     if "spikingjelly" not in res:  # the peers are an optional extra: skipped with the reason
         assert "pip install -e '.[bench]'" in report["skipped"]["spikingjelly"]
