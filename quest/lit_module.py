@@ -71,7 +71,8 @@ class QuestModule(L.LightningModule):
         self.val_acc_best.reset()
 
     def on_train_epoch_start(self) -> None:
-        self.log("lr", self.optimizers().param_groups[0]["lr"], on_step=False, on_epoch=True)
+        # the same on every process; sync_dist keeps Lightning from warning under DDP
+        self.log("lr", self.optimizers().param_groups[0]["lr"], on_step=False, on_epoch=True, sync_dist=True)
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         loss, preds, y = self.model_step(batch)
