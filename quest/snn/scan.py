@@ -231,12 +231,9 @@ def _backward_kernel(
                 du = leak * ((1.0 - s) - ht * sg) if not detach_reset else leak * (1.0 - s)
             if q_max:
                 u = leak * (ht - theta * s) if soft else leak * (ht - ht * s)
-                th = 2.0 * torch.sigmoid(2.0 * u) - 1.0
-                ratio = th / alpha
-                inside = (ratio.abs() <= 1.0).to(ht.dtype)
-                level = torch.round(torch.clamp(ratio, -1.0, 1.0) * q_max) / q_max
-                grad_alpha = grad_alpha + (g_next * (level - inside * ratio)).sum()
-                du = du * inside * (1.0 - th * th)
+                dq_du, dq_dalpha = mint_derivatives_(2.0 * torch.sigmoid(2.0 * u) - 1.0, alpha, q_max)
+                grad_alpha = grad_alpha + (g_next * dq_dalpha).sum()
+                du = du * dq_du
             g = g + g_next * du
         grads.append(g)
         g_next = g
