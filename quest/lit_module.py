@@ -20,7 +20,7 @@ SCHEDULERS = ("cosine", "step", "none")
 
 
 class NonFiniteLossError(RuntimeError):
-    """The training loss became NaN or infinite; the run stops, keeping the last good checkpoint."""
+    """The training loss became NaN or infinite; the run stops (checkpoints already written stay)."""
 
 
 class QuestModule(L.LightningModule):
@@ -79,7 +79,7 @@ class QuestModule(L.LightningModule):
         if not torch.isfinite(loss):
             raise NonFiniteLossError(
                 f"training loss became {loss.item()} at epoch {self.current_epoch}, step {self.global_step}; "
-                "stopped, the last good checkpoint is kept (try a lower module.lr)"
+                "stopped (try a lower module.lr)"
             )
         self.train_loss(loss)
         self.train_acc(preds, y)

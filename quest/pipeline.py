@@ -1,12 +1,15 @@
 """One training run from a composed config: check, build, fit, test, record.
 
 Bad input is answered before training with one line naming the key. A run folder's results.json
-says "running" until the run ends, then "completed" (with the results) or "failed" (with the
-reason); in a multirun a failed job returns instead of raising, so the other jobs go on.
+says "running" until the run ends, then "completed" (with the results), "failed" (with the
+reason) or "interrupted" (SIGTERM/SIGINT: with the signal and the checkpoint to resume from; the
+process exits 128 + the signal number). In a multirun a failed job returns instead of raising, so
+the other jobs go on; an interrupted one stops the sweep, as the signal was meant for it.
 """
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 import time
 import traceback
@@ -21,13 +24,19 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from quest.config_checks import validate_config
+from quest.checkpoints import (
+    AtomicCheckpointIO, CheckpointWriteError, LastCheckpoint, RecordConfig, RunInterrupted, check_resume_checkpoint,
+)
+from quest.config_checks import check_run_inputs, validate_config
 from quest.lit_module import NonFiniteLossError, QuestModule
 from quest.loggers import build_loggers
 from quest.monitors.energy_file import reselect_pattern, summarize_energy
+from quest.run_folder import discard_if_fresh
 from quest.results import ENERGY_FILE, RESULTS_FILE, is_completed, read_json, write_json_atomic
 
 log = logging.getLogger("quest")
@@ -65,13 +74,18 @@ def _hydra_context() -> tuple[bool, str, str | None]:
 def build(cfg: DictConfig, run_name: str, group: str | None) -> RunParts:
     """Everything a run needs, checked before any training."""
     validate_config(cfg)
+    check_run_inputs(cfg)
+    config = OmegaConf.to_container(cfg, resolve=True)
+    if cfg.get("ckpt_path"):
+        check_resume_checkpoint(cfg.ckpt_path, config)
     datamodule = instantiate(cfg.data)
     datamodule.load()  # a missing or corrupt data file stops here
     net = instantiate(cfg.model)
     module = instantiate(cfg.module, net=net)
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c and "_target_" in c]
+    callbacks.append(RecordConfig(config))
     loggers = build_loggers(cfg, run_name, group)
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()])
     return RunParts(datamodule, module, trainer, callbacks)
 
 
@@ -104,6 +118,12 @@ def train(cfg: DictConfig) -> float | None:
 
     def fail(kind: str, message: str, code: int) -> None:
         record.update(status="failed", error_kind=kind, error=message)
+        if kind == "config error" and not multirun:
+            # a run that never started: one plain line, as for errors found before Hydra, and
+            # no folder left behind (unless the folder was there before: a resume)
+            if not discard_if_fresh(out):
+                write_json_atomic(out / RESULTS_FILE, record)
+            exit_on_config_error(message)
         write_json_atomic(out / RESULTS_FILE, record)
         log.error("%s: %s", kind, message)
         if not multirun:
@@ -117,30 +137,43 @@ def train(cfg: DictConfig) -> float | None:
         return None
 
     trainer = parts.trainer
+    warn_not_realizable(parts.callbacks)
     for lg in trainer.loggers:
         lg.log_hyperparams(record["config"])
+    last = next((c for c in parts.callbacks if isinstance(c, LastCheckpoint)), None)
+    if last is not None:
+        last.install_signal_handlers()
     start = time.time()
     try:
         trainer.fit(parts.module, parts.datamodule, ckpt_path=cfg.get("ckpt_path"))
         # read before testing resets the metrics; under ddp_spawn the module's own metric state
         # stays in the worker, the logged value comes back
         best_val = trainer.callback_metrics.get("val/acc_best")
-        ckpt = trainer.checkpoint_callback
-        test_from = "best" if cfg.test_ckpt == "best" and ckpt is not None and ckpt.best_model_path else None
+        best = best_checkpoint(trainer)
+        test_from = best if cfg.test_ckpt == "best" and best else None
         trainer.test(parts.module, parts.datamodule, ckpt_path=test_from, verbose=False)
+    except (RunInterrupted, KeyboardInterrupt, SystemExit) as e:  # SystemExit: Lightning's answer to Ctrl+C
+        _finish_loggers(trainer)
+        interrupted(record, out, e, last, trainer)
     except NonFiniteLossError as e:
         _finish_loggers(trainer)
-        fail("non-finite loss", str(e), 1)
+        fail("non-finite loss", f"{e}; {resume_hint(last)}", 1)
         return None
     except Exception as e:  # noqa: BLE001 - any training failure is recorded, not left half-written
-        (out / "error.log").write_text(traceback.format_exc())
+        try:
+            (out / "error.log").write_text(traceback.format_exc())
+        except OSError as log_error:
+            log.error("could not write %s: %s", out / "error.log", log_error)
         _finish_loggers(trainer)
-        fail("training error", f"{one_line(e)} (traceback in {out / 'error.log'})", 1)
+        kind = "checkpoint write error" if isinstance(e, CheckpointWriteError) else "training error"
+        fail(kind, f"{one_line(e)} (traceback in {out / 'error.log'})", 1)
         return None
+    finally:
+        if last is not None:
+            last.restore_signal_handlers()
     if not trainer.is_global_zero:
         return None
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if torch.is_tensor(v) and v.numel() == 1}
-    ckpt = trainer.checkpoint_callback
     record.update(
         status="completed",
         test_acc=metrics.get("test/acc"),
@@ -149,7 +182,7 @@ def train(cfg: DictConfig) -> float | None:
         epochs=trainer.current_epoch,
         global_steps=trainer.global_step,
         wall_time_s=round(time.time() - start, 2),
-        test_checkpoint=(ckpt.best_model_path if cfg.test_ckpt == "best" and ckpt else "last"),
+        test_checkpoint=(best_checkpoint(trainer) if cfg.test_ckpt == "best" else None) or "last",
         energy_file=ENERGY_FILE if (out / ENERGY_FILE).exists() else None,
         energy=summarize_energy(read_json(out / ENERGY_FILE)),
         finished=datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -162,6 +195,53 @@ def train(cfg: DictConfig) -> float | None:
         record["test_acc"] or float("nan"), record["best_val_acc"], record["epochs"], record["wall_time_s"], out,
     )
     return objective_values(cfg, record)
+
+
+def warn_not_realizable(callbacks: list[L.Callback]) -> None:
+    """One line at the start when the device cannot host this precision or neuron (energy.json says it too)."""
+    for cb in callbacks:
+        ctx = getattr(cb, "ctx", None)
+        if ctx is not None and getattr(ctx, "realizable", True) is False:
+            log.warning("device energy: %s; training goes on, energy.json records no device energy", ctx.not_realizable)
+            return
+
+
+def best_checkpoint(trainer: L.Trainer) -> str | None:
+    """The best-by-val/acc checkpoint's path (the first ModelCheckpoint's), if one was written."""
+    ckpt = next((c for c in trainer.callbacks if isinstance(c, ModelCheckpoint)), None)
+    return (ckpt.best_model_path or None) if ckpt is not None else None
+
+
+def resume_hint(last: LastCheckpoint | None) -> str:
+    """Where a stopped run can resume from, in words."""
+    if last is not None and last.path.exists():
+        return f"the last good checkpoint is {last.path}"
+    return "no checkpoint was written"
+
+
+def interrupted(record: dict[str, Any], out: Path, err: BaseException, last: LastCheckpoint | None,
+                trainer: L.Trainer) -> None:
+    """Record status "interrupted" with the signal and the checkpoint, then exit 128 + signal number."""
+    if isinstance(err, RunInterrupted):
+        name = err.signame
+    elif isinstance(err, SIGTERMException):
+        name = "SIGTERM"
+    else:  # Ctrl+C that reached Lightning (a second one, or one outside the training loop)
+        name = (last.stop_signal if last is not None else None) or "SIGINT"
+    checkpoint = str(last.path) if last is not None and last.path.exists() else None
+    record.update(
+        status="interrupted",
+        signal=name,
+        resume_checkpoint=checkpoint,
+        epochs=trainer.current_epoch,
+        global_steps=trainer.global_step,
+        finished=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    )
+    if trainer.is_global_zero:
+        write_json_atomic(out / RESULTS_FILE, record)
+    hint = f"resume with ckpt_path={checkpoint}" if checkpoint else "no checkpoint to resume from"
+    log.error("interrupted by %s after %d steps; %s", name, trainer.global_step, hint)
+    raise SystemExit(128 + int(getattr(signal.Signals, name, signal.SIGTERM)))
 
 
 def publish_report(trainer: L.Trainer, out: Path, multirun: bool) -> None:

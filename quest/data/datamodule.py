@@ -51,9 +51,15 @@ class CIFARDataModule(L.LightningDataModule):
             raise DataSourceError("data.path: required when data.source=npz (a file with x_train, y_train, x_test, y_test)")
         if on_device not in ("auto", "always", "never"):
             raise DataSourceError(f"data.on_device={on_device!r}: allowed ['auto', 'always', 'never']")
+        if len(std) != len(mean):
+            raise DataSourceError(f"data.std: {len(std)} values for {len(mean)} in data.mean (one per channel)")
+        if not all(isinstance(v, (int, float)) and v > 0 for v in std):
+            raise DataSourceError(f"data.std={list(std)}: every value must be > 0 (inputs are divided by it)")
         self.save_hyperparameters(logger=False)
         self.arrays: ImageArrays | None = None
         self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._train_loader: TensorBatchLoader | None = None
+        self._train_state: dict[str, int] | None = None
 
     # -- loading -------------------------------------------------------------------------------
     def load(self) -> ImageArrays:
@@ -70,8 +76,36 @@ class CIFARDataModule(L.LightningDataModule):
                 raise DataSourceError(
                     f"data.mean: {len(hp.mean)} values for images of {arrays.x_train.shape[1]} channels"
                 )
+            self._split_sizes(arrays)
             self.arrays = arrays
         return self.arrays
+
+    def _split_sizes(self, a: ImageArrays) -> tuple[int, int]:
+        """(validation images, training images), checked: an epoch trains at least one batch, the
+        test set is not empty (one line naming the key, before training)."""
+        hp = self.hparams
+        n = len(a.x_train)
+        if len(a.x_test) == 0:
+            raise DataSourceError(f"data.source={hp.source}: the test set is empty (x_test has 0 images)")
+        if isinstance(hp.val_size, bool) or not isinstance(hp.val_size, (int, float)) or hp.val_size < 0:
+            raise DataSourceError(f"data.val_size={hp.val_size!r}: must be >= 0 (images, or a fraction < 1)")
+        n_val = int(round(hp.val_size * n)) if hp.val_size < 1 else int(hp.val_size)
+        if n_val >= n:
+            raise DataSourceError(
+                f"data.val_size={hp.val_size}: holds out {n_val} of the {n} training-set images, leaving none "
+                "to train on; use fewer, or a fraction < 1"
+            )
+        n_train = n - n_val
+        if hp.train_subset is not None:
+            if isinstance(hp.train_subset, bool) or not isinstance(hp.train_subset, int) or hp.train_subset < 1:
+                raise DataSourceError(f"data.train_subset={hp.train_subset!r}: must be null or an integer >= 1")
+            n_train = min(n_train, hp.train_subset)
+        if hp.drop_last and hp.batch_size > n_train:
+            raise DataSourceError(
+                f"data.batch_size={hp.batch_size}: larger than the {n_train} training images, so every epoch "
+                "would train 0 steps (data.drop_last=true); use a smaller batch"
+            )
+        return n_val, n_train
 
     def prepare_data(self) -> None:
         if self.hparams.source == "torchvision":
@@ -91,9 +125,7 @@ class CIFARDataModule(L.LightningDataModule):
         hp = self.hparams
         a = self.load()
         n = len(a.x_train)
-        n_val = int(round(hp.val_size * n)) if hp.val_size < 1 else int(hp.val_size)
-        if not 0 <= n_val < n:
-            raise DataSourceError(f"data.val_size={hp.val_size}: must leave training images (have {n})")
+        n_val, _ = self._split_sizes(a)
         order = torch.randperm(n, generator=torch.Generator().manual_seed(hp.seed))
         train_idx, val_idx = order[n_val:], order[:n_val]
         if hp.train_subset:
@@ -111,7 +143,28 @@ class CIFARDataModule(L.LightningDataModule):
         x, y = self.splits[split]
         hp = self.hparams
         bs = hp.batch_size if train else (hp.eval_batch_size or hp.batch_size)
-        return TensorBatchLoader(x, y, bs, shuffle=train, drop_last=train and hp.drop_last, seed=hp.seed)
+        loader = TensorBatchLoader(x, y, bs, shuffle=train, drop_last=train and hp.drop_last, seed=hp.seed,
+                                   batches_per_epoch=self._training_batches if train else None)
+        if train:
+            if self._train_state is not None:
+                loader.load_state_dict(self._train_state)
+            self._train_loader = loader
+        return loader
+
+    # -- checkpoint state: where the training data order resumes ---------------------------------
+    # Lightning restores a loader's own state only when resuming mid-epoch; the datamodule's state
+    # is restored from every checkpoint, so a resume after an epoch end continues with the next
+    # epoch's permutation instead of repeating the first.
+    def state_dict(self) -> dict[str, Any]:
+        return {"train_loader": self._train_loader.state_dict()} if self._train_loader is not None else {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._train_state = state.get("train_loader")
+
+    def _training_batches(self) -> float:
+        """Batches the trainer runs per epoch (trainer.limit_train_batches may cut an epoch short)."""
+        trainer = self.trainer
+        return trainer.num_training_batches if trainer is not None else float("inf")
 
     def train_dataloader(self) -> TensorBatchLoader:
         return self._loader("train", True)

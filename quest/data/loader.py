@@ -2,11 +2,13 @@
 
 Shuffles with a per-epoch seed, keeps or drops the last partial batch, and under distributed
 training gives each process its own shard of every epoch's permutation (so the trainer's
-`use_distributed_sampler` must be off; the QUEST trainer configs set it).
+`use_distributed_sampler` must be off; the QUEST trainer configs set it). It is stateful: a
+checkpoint records the epoch and the batches served, so a resumed run continues the same epoch's
+permutation where it stopped (mid-epoch) and the next epoch's permutation after an epoch end.
 """
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 import torch.distributed as dist
@@ -23,6 +25,7 @@ class TensorBatchLoader:
         shuffle: bool,
         drop_last: bool,
         seed: int = 0,
+        batches_per_epoch: Callable[[], float] | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"data.batch_size={batch_size}: must be >= 1")
@@ -31,7 +34,10 @@ class TensorBatchLoader:
         self.shuffle = shuffle
         self.drop_last = drop_last
         self.seed = seed
-        self.epoch = 0
+        self.epoch = 0  # epochs started: the next epoch's permutation is seeded with seed + epoch
+        self.batches_per_epoch = batches_per_epoch  # what the trainer runs (limit_train_batches), if known
+        self._served: int | None = None  # batches served in the epoch in progress (None: between epochs)
+        self._resume_at = 0
 
     def _shard(self) -> tuple[int, int]:
         if dist.is_available() and dist.is_initialized():
@@ -65,6 +71,19 @@ class TensorBatchLoader:
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         order = self._indices().to(self.x.device)
         self.epoch += 1
-        for i in range(len(self)):
+        start, self._resume_at = self._resume_at, 0
+        for i in range(start, len(self)):
             idx = order[i * self.batch_size : (i + 1) * self.batch_size]
+            self._served = i + 1
             yield self.x[idx], self.y[idx]
+        self._served = None
+
+    def state_dict(self) -> dict[str, int]:
+        """{"epoch", "batch"}: the permutation and the first batch a resumed run continues with."""
+        per_epoch = min(len(self), self.batches_per_epoch()) if self.batches_per_epoch else len(self)
+        if self._served is not None and self._served < per_epoch:
+            return {"epoch": self.epoch - 1, "batch": self._served}
+        return {"epoch": self.epoch, "batch": 0}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.epoch, self._resume_at = int(state["epoch"]), int(state["batch"])

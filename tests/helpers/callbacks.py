@@ -16,3 +16,25 @@ class PoisonWeightsAtEpoch(L.Callback):
             with torch.no_grad():
                 for p in pl_module.parameters():
                     p.fill_(float("nan"))
+
+
+class TraceAndSignal(L.Callback):
+    """Appends one line per trained batch to `trace` (epoch, batch index, global step and the
+    batch's labels, which identify the data order), and sends this process `signal` at the start
+    of the batch after optimizer step `at_step` (SIGKILL: as `kill -9`)."""
+
+    def __init__(self, trace: str, at_step: int | None = None, signal: str = "SIGKILL") -> None:
+        self.trace, self.at_step, self.signal = trace, at_step, signal
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int) -> None:
+        if self.at_step is not None and trainer.global_step == self.at_step:
+            import os
+            import signal
+
+            self.at_step = None
+            os.kill(os.getpid(), getattr(signal, self.signal))
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int) -> None:
+        labels = "".join(str(int(v)) for v in batch[1].tolist())
+        with open(self.trace, "a") as f:
+            f.write(f"{trainer.current_epoch} {batch_idx} {trainer.global_step} {labels}\n")
