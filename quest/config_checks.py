@@ -89,3 +89,29 @@ def validate_config(cfg: DictConfig) -> None:
             f"trainer.precision={arithmetic}: allowed {', '.join(TRAINER_PRECISIONS)} "
             "(the membrane and its quantizer stay fp32; mixed precision runs only the convs and linears in 16 bits)"
         )
+
+
+def check_run_inputs(cfg: DictConfig) -> None:
+    """Values that would train silently to a wrong result: the model's width, the device card's name."""
+    width = cfg.model.get("width_mult")
+    if isinstance(width, bool) or not isinstance(width, (int, float)) or not width > 0:
+        raise ConfigError(f"model.width_mult={width!r}: must be a number > 0")
+    widths = [w for w in list(cfg.model.get("layers") or []) + list(cfg.model.get("head_hidden") or [])
+              if isinstance(w, int) and not isinstance(w, bool)]
+    if widths and round(min(widths) * width) < 1:
+        raise ConfigError(f"model.width_mult={width}: the narrowest layer ({min(widths)}) would have "
+                          f"{min(widths) * width:.3g} channels; use at least {0.5 / min(widths):.3g}")
+    check_device_card_name(cfg)
+
+
+def check_device_card_name(cfg: DictConfig) -> None:
+    """A device card's `name` must be its file name: energies are reported under that name."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return
+    chosen = HydraConfig.get().runtime.choices.get("device")
+    name = cfg.get("device", {}).get("name")
+    if chosen and name != chosen:
+        raise ConfigError(f"device.name={name!r}: the card chosen is device={chosen} (conf/device/{chosen}.yaml); "
+                          "a card's name must be its file name, or its energies are reported under another name")

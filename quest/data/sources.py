@@ -41,6 +41,14 @@ def _as_nchw(x: np.ndarray, key: str, where: str) -> torch.Tensor:
 def _labels(y: np.ndarray, n: int, num_classes: int, key: str, where: str) -> torch.Tensor:
     if y.ndim != 1 or len(y) != n:
         raise DataSourceError(f"data.path={where}: {key} must have one label per image ({n}), got {list(y.shape)}")
+    if not (np.issubdtype(y.dtype, np.integer) or np.issubdtype(y.dtype, np.bool_)):
+        whole = np.issubdtype(y.dtype, np.floating) and bool(np.all(np.isfinite(y))) and bool(np.all(y == np.round(y)))
+        if not whole:
+            bad = next((v for v in y.ravel().tolist() if not (isinstance(v, float) and v.is_integer())), None)
+            raise DataSourceError(
+                f"data.path={where}: {key} holds non-integer labels ({y.dtype}, e.g. {bad!r}); "
+                f"labels must be class indices 0..{num_classes - 1}"
+            )
     y = y.astype(np.int64)
     if len(y) and (y.min() < 0 or y.max() >= num_classes):
         raise DataSourceError(f"data.path={where}: {key} has labels outside 0..{num_classes - 1}")
@@ -52,6 +60,10 @@ def load_npz(path: str | Path, num_classes: int = 10) -> ImageArrays:
     path = Path(path)
     if not path.is_file():
         raise DataSourceError(f"data.path={path}: no such file")
+    if not zipfile.is_zipfile(path):
+        raise DataSourceError(
+            f"data.path={path}: not an npz file (an npz is a zip of .npy arrays {', '.join(NPZ_KEYS)})"
+        )
     try:
         with np.load(path, allow_pickle=False) as f:
             missing = [k for k in NPZ_KEYS if k not in f.files]
