@@ -1,7 +1,8 @@
 """The run folder's machine-readable record: results.json (and energy.json beside it).
 
 results.json is written atomically. Its `status` is "running" while a job trains, then
-"completed" or "failed" (with `error`); only "completed" counts as a finished run.
+"completed", "failed" (with `error`) or "interrupted" (with `signal` and `resume_checkpoint`);
+only "completed" counts as a finished run.
 """
 from __future__ import annotations
 
@@ -29,12 +30,23 @@ def _clean(obj: Any) -> Any:
     return obj
 
 
+def umask_mode(mode: int = 0o666) -> int:
+    """`mode` as the process's umask leaves it (what open() would give a new file)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mode & ~mask
+
+
 def write_json_atomic(path: str | Path, data: Any) -> None:
-    """Write JSON to a temporary file in the same folder, then rename it over `path`."""
+    """Write JSON to a temporary file in the same folder, then rename it over `path`.
+
+    The file gets the umask's mode (0644 under the usual 022), not mkstemp's 0600.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, umask_mode())
         with os.fdopen(fd, "w") as f:
             json.dump(_clean(data), f, indent=2, allow_nan=False)
             f.write("\n")

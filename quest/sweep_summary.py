@@ -1,7 +1,8 @@
 """A Hydra callback that closes a multirun with a summary of its jobs.
 
 Writes <sweep dir>/sweep_summary.json and logs one line per job that did not complete, with
-its reason, so that one failed job is visible without stopping the others.
+its reason, so that one failed job is visible without stopping the others. When any job did not
+complete, the sweep exits 1 after its summary and report (what schedulers and CI expect).
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ def collect_jobs(sweep_dir: Path) -> list[dict[str, Any]]:
             "error": res.get("error"),
             "test_acc": res.get("test_acc"),
             "reused_from": res.get("reused_from"),
+            "signal": res.get("signal"),
             "overrides": res.get("overrides", []),
         })
     return rows
@@ -49,14 +51,30 @@ class SweepSummary(Callback):
         log.info("sweep %s: %s", sweep_dir, ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
         for job in jobs:
             if job["status"] != "completed":
-                log.warning("job %s %s: %s", job["job"], job["status"], job["error"] or "no reason recorded (interrupted?)")
+                log.warning("job %s %s: %s", job["job"], job["status"], job["error"] or job_reason(job))
         if self.report:
             try:
                 from quest.report import write_report
-            except ImportError:
-                return
-            try:
+
                 write_report(sweep_dir)
                 log.info("report: %s", sweep_dir / "report.md")
             except Exception as e:  # noqa: BLE001 - a report problem must not hide the sweep's results
                 log.warning("could not write the report: %s", e)
+        exit_if_incomplete(jobs, sweep_dir)
+
+
+def job_reason(job: dict[str, Any]) -> str:
+    if job["status"] == "interrupted":
+        return f"stopped by {job.get('signal') or 'a signal'}"
+    if job["status"] == "running":
+        return "no end recorded (still running, or killed)"
+    return "no reason recorded"
+
+
+def exit_if_incomplete(jobs: list[dict[str, Any]], sweep_dir: Path) -> None:
+    """Exit 1 with one line when any job of the sweep did not complete."""
+    incomplete = [job for job in jobs if job["status"] != "completed"]
+    if incomplete:
+        log.error("sweep %s: %d of %d jobs did not complete (see sweep_summary.json); exit code 1",
+                  sweep_dir, len(incomplete), len(jobs))
+        raise SystemExit(1)
