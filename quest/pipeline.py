@@ -6,6 +6,7 @@ reason); in a multirun a failed job returns instead of raising, so the other job
 """
 from __future__ import annotations
 
+import inspect
 import logging
 import sys
 import time
@@ -20,14 +21,15 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.types import RunMode
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from quest.config_checks import validate_config
 from quest.lit_module import NonFiniteLossError, QuestModule
 from quest.loggers import build_loggers
-from quest.monitors.energy_file import reselect_pattern, summarize_energy
+from quest.device.mapping import DeviceMapping
+from quest.energy.record import headline, reselect_pattern
 from quest.results import ENERGY_FILE, RESULTS_FILE, is_completed, read_json, write_json_atomic
 
 log = logging.getLogger("quest")
@@ -69,10 +71,30 @@ def build(cfg: DictConfig, run_name: str, group: str | None) -> RunParts:
     datamodule.load()  # a missing or corrupt data file stops here
     net = instantiate(cfg.model)
     module = instantiate(cfg.module, net=net)
-    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c and "_target_" in c]
+    callbacks = instantiate_callbacks(cfg)
     loggers = build_loggers(cfg, run_name, group)
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     return RunParts(datamodule, module, trainer, callbacks)
+
+
+def device_mapping(cfg: DictConfig) -> DeviceMapping:
+    """The run's device mapping, built once from `device`, `precision.bits`, `neuron`, `pattern`."""
+    return DeviceMapping.from_config(cfg.device, cfg.precision.bits, cfg.neuron, cfg.pattern.selection)
+
+
+def instantiate_callbacks(cfg: DictConfig) -> list[L.Callback]:
+    """The configured callbacks; those that take a `mapping` (the energy monitors) share the run's one."""
+    mapping: DeviceMapping | None = None
+    callbacks = []
+    for node in (cfg.get("callbacks") or {}).values():
+        if not node or "_target_" not in node:
+            continue
+        if "mapping" in inspect.signature(get_class(node._target_)).parameters:
+            mapping = mapping or device_mapping(cfg)
+            callbacks.append(instantiate(node, _partial_=True)(mapping=mapping))  # Hydra would copy it into a config
+        else:
+            callbacks.append(instantiate(node))
+    return callbacks
 
 
 def _finish_loggers(trainer: L.Trainer | None) -> None:
@@ -151,7 +173,7 @@ def train(cfg: DictConfig) -> float | None:
         wall_time_s=round(time.time() - start, 2),
         test_checkpoint=(ckpt.best_model_path if cfg.test_ckpt == "best" and ckpt else "last"),
         energy_file=ENERGY_FILE if (out / ENERGY_FILE).exists() else None,
-        energy=summarize_energy(read_json(out / ENERGY_FILE)),
+        energy=headline(read_json(out / ENERGY_FILE)),
         finished=datetime.now(timezone.utc).isoformat(timespec="seconds"),
     )
     write_json_atomic(out / RESULTS_FILE, record)
@@ -221,7 +243,7 @@ def reuse_pattern_sibling(cfg: DictConfig, out: Path, record: dict[str, Any]) ->
         if energy is not None:
             write_json_atomic(out / ENERGY_FILE, reselect_pattern(energy, cfg.pattern.selection))
         reused = {k: v for k, v in done.items() if k not in ("config", "overrides", "run_name", "started")}
-        record.update(reused, reused_from=str(other.parent), energy=summarize_energy(read_json(out / ENERGY_FILE)))
+        record.update(reused, reused_from=str(other.parent), energy=headline(read_json(out / ENERGY_FILE)))
         write_json_atomic(out / RESULTS_FILE, record)
         log.info("pattern %s changes no training: reusing %s", cfg.pattern.selection, other.parent)
         return True

@@ -17,7 +17,7 @@ from torch import nn
 
 from quest.snn.encoding import Encoder
 from quest.snn.layers import SpikingConv
-from quest.snn.neurons import NEURONS, IFSoft, LIFSoft, SpikingNeuron
+from quest.snn.neurons import NEURONS, IFSoft, LIFSoft, SpikingNeuron, neuron_leak
 
 
 def make_neuron(spec: Mapping[str, Any], soft_reset: bool | None = None) -> SpikingNeuron:
@@ -31,8 +31,7 @@ def make_neuron(spec: Mapping[str, Any], soft_reset: bool | None = None) -> Spik
         raise ValueError(f"neuron.name={name!r}: allowed {sorted(NEURONS)}")
     cls = NEURONS[name]
     if soft_reset:
-        leak = spec.get("leak") if spec.get("leak") is not None else cls.default_leak
-        cls = IFSoft if leak == 1.0 else LIFSoft
+        cls = IFSoft if neuron_leak({"name": name, **spec}) == 1.0 else LIFSoft
     return cls(**spec)
 
 

@@ -20,7 +20,7 @@ Two backends give the same spikes and the same gradients:
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 from torch import nn
@@ -188,3 +188,13 @@ NEURONS: dict[str, type[SpikingNeuron]] = {
     "lif_hard": LIFHard,
     "lif_soft": LIFSoft,
 }
+
+
+def neuron_leak(spec: Mapping[str, Any]) -> float:
+    """The leak lambda a neuron config gives its neurons: `leak`, or the model's default when it is
+    absent or null (IF 1, LIF 0.5). The model and the device mapping both read it here."""
+    name = spec.get("name")
+    if name not in NEURONS:
+        raise ValueError(f"neuron.name={name!r}: allowed {sorted(NEURONS)}")
+    leak = spec.get("leak")
+    return float(NEURONS[name].default_leak if leak is None else leak)
