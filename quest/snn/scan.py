@@ -16,8 +16,10 @@ Only H is kept for backward; S, U' and tanh U' are recomputed from it. Backward,
 
 The forward reproduces the reference neuron bit for bit (the same operations in the same order,
 in place: per step ~8 passes over one step's tensors, no temporaries). The backward overwrites H
-with dL/dH (no second T-sized buffer) and computes tanh U' as 2 sigmoid(2 U') - 1 (equal to within
-float rounding, ~15x cheaper than tanh on CPU).
+with dL/dH (no second T-sized buffer) and computes tanh U' with torch.tanh, as the reference path
+does, so the clamp indicator 1[|tanh U'| <= alpha] is the same in both and their gradients agree to
+float rounding (2 sigmoid(2 U') - 1 is cheaper on CPU, but moved dL/dalpha by 2.4e-4 relative in
+float32 where tanh U' sits at alpha).
 
 The backward has two implementations of the same equations:
 - eager (default): the factors of a chunk of steps (at most _CHUNK_BYTES of temporaries) are
@@ -132,11 +134,6 @@ def scan_forward(
 
 
 # -- backward ---------------------------------------------------------------------------------
-def _tanh_via_sigmoid_(u: torch.Tensor) -> torch.Tensor:
-    """u <- tanh(u) = 2 sigmoid(2u) - 1 in place (for gradients: equal within rounding, much faster)."""
-    return u.mul_(2.0).sigmoid_().mul_(2.0).sub_(1.0)
-
-
 def _surrogate_(z: torch.Tensor, surrogate: str) -> torch.Tensor:
     """z = H - theta <- sg(z) in place (the triangle max(0, 1 - |z|) in 4 passes)."""
     if surrogate == "triangle":
@@ -170,7 +167,9 @@ def _local_factors(
             a.mul_(leak)
     if u is None:
         return a, None
-    dq_du, dq_dalpha = mint_derivatives_(_tanh_via_sigmoid_(u), alpha, spec.q_max, scratch=sg)  # sg's buffer reused
+    # torch.tanh, as the reference path: another formula (2 sigmoid(2u) - 1) can put tanh(U') on the
+    # other side of alpha in the clamp's indicator and move dL/dalpha by far more than rounding
+    dq_du, dq_dalpha = mint_derivatives_(u.tanh_(), alpha, spec.q_max, scratch=sg)  # sg's buffer reused
     return a.mul_(dq_du), dq_dalpha
 
 
@@ -231,7 +230,7 @@ def _backward_kernel(
                 du = leak * ((1.0 - s) - ht * sg) if not detach_reset else leak * (1.0 - s)
             if q_max:
                 u = leak * (ht - theta * s) if soft else leak * (ht - ht * s)
-                dq_du, dq_dalpha = mint_derivatives_(2.0 * torch.sigmoid(2.0 * u) - 1.0, alpha, q_max)
+                dq_du, dq_dalpha = mint_derivatives_(torch.tanh(u), alpha, q_max)
                 grad_alpha = grad_alpha + (g_next * dq_dalpha).sum()
                 du = du * dq_du
             g = g + g_next * du
