@@ -1,6 +1,8 @@
 """A loader over tensors that yields whole batches by one index gather (no per-image collate).
 
-Shuffles with a per-epoch seed, keeps or drops the last partial batch, and under distributed
+Shuffles with a per-epoch seed (seed + epoch; Lightning sets the epoch through `sampler.set_epoch`
+at the start of every epoch, so a run resumed from a checkpoint draws the order an uninterrupted run
+would), keeps or drops the last partial batch, and under distributed
 training gives each process its own shard of every epoch's permutation (so the trainer's
 `use_distributed_sampler` must be off; the QUEST trainer configs set it).
 """
@@ -10,6 +12,16 @@ from typing import Iterator
 
 import torch
 import torch.distributed as dist
+
+
+class EpochCounter:
+    """The epoch whose permutation the next pass draws; `set_epoch` is Lightning's sampler hook."""
+
+    def __init__(self) -> None:
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
 
 
 class TensorBatchLoader:
@@ -31,7 +43,8 @@ class TensorBatchLoader:
         self.shuffle = shuffle
         self.drop_last = drop_last
         self.seed = seed
-        self.epoch = 0
+        self.sampler = EpochCounter()
+        self.batch_sampler = None  # what Lightning looks for beside `sampler` (batches are cut here)
 
     def _shard(self) -> tuple[int, int]:
         if dist.is_available() and dist.is_initialized():
@@ -46,7 +59,7 @@ class TensorBatchLoader:
     def _indices(self) -> torch.Tensor:
         n = len(self.x)
         if self.shuffle:
-            g = torch.Generator().manual_seed(self.seed + self.epoch)
+            g = torch.Generator().manual_seed(self.seed + self.sampler.epoch)
             order = torch.randperm(n, generator=g)
         else:
             order = torch.arange(n)
@@ -64,7 +77,7 @@ class TensorBatchLoader:
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         order = self._indices().to(self.x.device)
-        self.epoch += 1
+        self.sampler.epoch += 1  # a new order on the next pass also without Lightning
         for i in range(len(self)):
             idx = order[i * self.batch_size : (i + 1) * self.batch_size]
             yield self.x[idx], self.y[idx]

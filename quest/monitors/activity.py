@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 from quest.device.mapping import DeviceMapping
 from quest.energy.cmos import E_AC_pJ, E_MAC_pJ, cmos_energy_pJ, conv_flops, linear_flops
-from quest.monitors.energy_file import log_wandb_table, update_energy_file
+from quest.monitors.energy_file import history_from_state, history_to_state, log_wandb_table, update_energy_file
 from quest.snn.layers import SpikingConv
 
 
@@ -152,10 +152,10 @@ class ActivityMonitor(L.Callback):
 
     # -- checkpoint: a resumed run continues the same history --------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        return {"history": self.history}
+        return {"history": history_to_state(self.history)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.history = list(state.get("history") or [])
+        self.history = history_from_state(state.get("history"))
 
     # -- reporting -----------------------------------------------------------------------------
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

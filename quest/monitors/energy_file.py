@@ -2,6 +2,7 @@
 only) and, when W&B is active, per-layer tables."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -34,3 +35,13 @@ def log_wandb_table(trainer: L.Trainer, key: str, columns: list[str], rows: list
                 f"{key}_chart": wandb.plot.bar(table, columns[0], columns[-1], title=f"{key}: {columns[-1]}"),
                 "trainer/global_step": trainer.global_step,
             })
+
+
+def history_to_state(history: list[dict[str, Any]]) -> str:
+    """A monitor's history as JSON text for its checkpoint state (numpy numbers become Python ones,
+    so the checkpoint loads with torch.load(weights_only=True))."""
+    return json.dumps(history, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))
+
+
+def history_from_state(text: str | None) -> list[dict[str, Any]]:
+    return json.loads(text) if text else []

@@ -25,7 +25,7 @@ import torch
 
 from quest.device.mapping import DeviceMapping
 from quest.energy.write import non_adjacent_share
-from quest.monitors.energy_file import log_wandb_table, update_energy_file
+from quest.monitors.energy_file import history_from_state, history_to_state, log_wandb_table, update_energy_file
 
 QUEST_WINDOWS = {"early": [0, 10], "middle": [95, 105], "final": [180, 190]}
 SUBSETS = ("all", "quest")
@@ -173,7 +173,7 @@ class TransitionMonitor(L.Callback):
             "prev": {n: t.cpu() for n, t in self.prev.items()},
             "epoch_counts": {n: t.cpu() for n, t in self.epoch_counts.items()},
             "window_counts": {w: {n: t.cpu() for n, t in c.items()} for w, c in self.window_counts.items()},
-            "history": self.history,
+            "history": history_to_state(self.history),
             "batch_size": self.batch_size,
         }
 
@@ -181,7 +181,7 @@ class TransitionMonitor(L.Callback):
         self._restored_prev = dict(state.get("prev") or {})
         self.epoch_counts = dict(state.get("epoch_counts") or {})
         self.window_counts = {w: dict(c) for w, c in (state.get("window_counts") or {}).items()}
-        self.history = list(state.get("history") or [])
+        self.history = history_from_state(state.get("history"))
         self.batch_size = int(state.get("batch_size") or 0)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
