@@ -3,25 +3,9 @@ writes the energy.json of an uninterrupted run (the real train.py, tiny config).
 from __future__ import annotations
 
 import json
-import math
 
 from conftest import TINY, read_results, run_train
-
-
-def _same(a, b, path=""):
-    """Equal structure and values (floats to rounding)."""
-    if isinstance(a, dict):
-        assert isinstance(b, dict) and sorted(a) == sorted(b), f"{path}: keys {sorted(a)} vs {sorted(b)}"
-        for k in a:
-            _same(a[k], b[k], f"{path}.{k}")
-    elif isinstance(a, list):
-        assert isinstance(b, list) and len(a) == len(b), f"{path}: lengths"
-        for i, (x, y) in enumerate(zip(a, b)):
-            _same(x, y, f"{path}[{i}]")
-    elif isinstance(a, float):
-        assert math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12), f"{path}: {a} vs {b}"
-    else:
-        assert a == b, f"{path}: {a!r} vs {b!r}"
+from helpers.records import assert_same_record
 
 
 def test_resumed_run_writes_the_energy_record_of_an_uninterrupted_run(tmp_path):
@@ -36,4 +20,4 @@ def test_resumed_run_writes_the_energy_record_of_an_uninterrupted_run(tmp_path):
     resumed = run_train([*TINY, *every_epoch, f"ckpt_path={ckpt}", f"hydra.run.dir={run}"])
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert read_results(run)["epochs"] == 2
-    _same(uninterrupted, json.loads((run / "energy.json").read_text()))
+    assert_same_record(uninterrupted, json.loads((run / "energy.json").read_text()))
