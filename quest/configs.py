@@ -17,7 +17,15 @@ DEVICE_CARDS_DIR = CONF_DIR / "device"
 
 
 def register_resolvers() -> None:
-    """`${quest_sweeps_dir:}` (conf/train.yaml's search path for `+sweep=`) and `${unquote:...}`
-    (job folder names without the quotes of numeric group options)."""
+    """`${quest_sweeps_dir:}` (conf/train.yaml's search path for `+sweep=`), `${unquote:...}` (job
+    folder names without the quotes of numeric group options) and `${quest_job_name_excluded_keys:}`
+    (the settings job folder names leave out, quest.not_training)."""
     OmegaConf.register_new_resolver("quest_sweeps_dir", lambda: str(SWEEPS_DIR), replace=True)
     OmegaConf.register_new_resolver("unquote", lambda s: str(s).replace("'", "").replace('"', ""), replace=True)
+    OmegaConf.register_new_resolver("quest_job_name_excluded_keys", _job_name_excluded_keys, replace=True)
+
+
+def _job_name_excluded_keys() -> list[str]:
+    from quest.not_training import job_name_excluded_keys
+
+    return job_name_excluded_keys()

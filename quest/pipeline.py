@@ -27,6 +27,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from quest.config_checks import validate_config
 from quest.lit_module import NonFiniteLossError, QuestModule
+from quest.not_training import changes_training
 from quest.loggers import build_loggers
 from quest.device.mapping import DeviceMapping
 from quest.energy.record import headline, reselect_pattern
@@ -222,8 +223,8 @@ def objective_values(cfg: DictConfig, record: dict[str, Any]) -> Any:
 
 
 def training_identity(overrides: list[str]) -> list[str]:
-    """A sweep job's overrides without the mapping pattern, which changes no training."""
-    return sorted(o for o in overrides if o.split("=", 1)[0].lstrip("+~") not in ("pattern", "pattern.selection"))
+    """A sweep job's overrides without those that change no training (quest.not_training)."""
+    return sorted(o for o in overrides if changes_training(o.split("=", 1)[0]))
 
 
 def reuse_pattern_sibling(cfg: DictConfig, out: Path, record: dict[str, Any]) -> bool:

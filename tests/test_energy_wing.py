@@ -16,7 +16,7 @@ from quest.device import DeviceMapping, load_card
 from quest.monitors.activity import ActivityMonitor
 from quest.monitors.transitions import TransitionMonitor
 from quest.snn.layers import SpikingConv
-from quest.snn.neurons import IFHard
+from quest.snn.neurons import NEURONS
 
 IF_HARD = {"name": "if_hard", "theta": 0.5}
 SK3 = load_card("sk_mtj_3state")
@@ -49,7 +49,7 @@ def fake_module(net) -> SimpleNamespace:
 # -- activity at T = 4 -----------------------------------------------------------------------------
 def spiking_net(time_steps: int) -> tuple[SimpleNamespace, SpikingConv]:
     torch.manual_seed(0)
-    layer = SpikingConv(2, 3, IFHard(theta=0.5), bits=2, stride=1, padding=1)
+    layer = SpikingConv(2, 3, NEURONS["if_hard"](theta=0.5), bits=2, stride=1, padding=1)
     with torch.no_grad():
         layer.quantizer.alpha.fill_(0.5)
         layer.conv.weight.copy_(torch.randint(-1, 2, layer.conv.weight.shape).float() * 2.0)

@@ -11,7 +11,7 @@ from quest.device import DeviceCard, DeviceMapping
 from quest.monitors.activity import ActivityMonitor, ops_per_level
 from quest.monitors.transitions import TransitionMonitor, quest_subset, transition_counts
 from quest.snn.layers import SpikingConv
-from quest.snn.neurons import IFHard
+from quest.snn.neurons import NEURONS
 
 SK3 = DeviceCard.from_yaml(CONF / "device" / "sk_mtj_3state.yaml")
 IF_HARD = {"name": "if_hard", "theta": 0.5}
@@ -41,7 +41,7 @@ def test_quest_subset_shape():
 
 def small_layer() -> tuple[SpikingConv, torch.Tensor]:
     """1 -> 2 channels, 3x3, stride 2, padding 1, on a 4x4 input with spikes at (0,0), (1,1), (3,3)."""
-    layer = SpikingConv(1, 2, IFHard(theta=0.5), bits=2, stride=2, padding=1)
+    layer = SpikingConv(1, 2, NEURONS["if_hard"](theta=0.5), bits=2, stride=2, padding=1)
     levels = torch.tensor(
         [[[1, 0, -1], [0, 1, 0], [0, 0, 1]], [[0, 0, 0], [0, -1, 0], [1, 1, 1]]], dtype=torch.float32
     ).unsqueeze(1)
@@ -98,7 +98,7 @@ def test_activity_counts_are_exact_under_bf16_autocast():
     """With trainer.precision=bf16-mixed the fused layers emit bf16 spikes; the monitor's counts must
     still be exact (a bf16 sum of 5,476 ones would round to 5,472)."""
     torch.manual_seed(0)
-    layer = SpikingConv(4, 8, IFHard(theta=0.5), bits=2)
+    layer = SpikingConv(4, 8, NEURONS["if_hard"](theta=0.5), bits=2)
     with torch.no_grad():
         layer.quantizer.alpha.fill_(0.5)
         layer.conv.weight.copy_(torch.randint(-1, 3, layer.conv.weight.shape).float() * 2.0)  # levels -1, 0, +1

@@ -82,15 +82,27 @@ def _run_compiled(name: str, fn: Callable[..., Any], *args: Any) -> tuple[bool, 
 
 
 # -- forward ----------------------------------------------------------------------------------
-def _reset_into(h: torch.Tensor, s: torch.Tensor, spec: ScanSpec, out: torch.Tensor) -> torch.Tensor:
-    """out <- U' = lambda (H - theta S) (soft) or lambda (H - H S) (hard)."""
-    if spec.soft:
-        torch.add(h, s, alpha=-spec.theta, out=out)
+def membrane_reset(
+    h: torch.Tensor, s: torch.Tensor, theta: float, leak: float, soft: bool, out: torch.Tensor | None = None
+) -> torch.Tensor:
+    """The reset, REFERENCE.md section 4: U' = lambda (H - theta S) (soft) or lambda (H - H S) (hard).
+
+    With `out`, written into it without autograd (the fused kernels); without, as plain differentiable
+    operations (the reference neuron, the compiled backward). Both give the same values: S is 0 or 1.
+    """
+    if out is None:
+        u = h - theta * s if soft else h - h * s
+        return u * leak if leak != 1.0 else u
+    if soft:
+        torch.add(h, s, alpha=-theta, out=out)
     else:
         torch.addcmul(h, h, s, value=-1.0, out=out)
-    if spec.leak != 1.0:
-        out.mul_(spec.leak)
-    return out
+    return out.mul_(leak) if leak != 1.0 else out
+
+
+def _reset_into(h: torch.Tensor, s: torch.Tensor, spec: ScanSpec, out: torch.Tensor) -> torch.Tensor:
+    """out <- U' (`membrane_reset`) for the scan's spec."""
+    return membrane_reset(h, s, spec.theta, spec.leak, spec.soft, out=out)
 
 
 def scan_forward(
@@ -229,7 +241,7 @@ def _backward_kernel(
             else:
                 du = leak * ((1.0 - s) - ht * sg) if not detach_reset else leak * (1.0 - s)
             if q_max:
-                u = leak * (ht - theta * s) if soft else leak * (ht - ht * s)
+                u = membrane_reset(ht, s, theta, leak, soft)
                 dq_du, dq_dalpha = mint_derivatives_(torch.tanh(u), alpha, q_max)
                 grad_alpha = grad_alpha + (g_next * dq_dalpha).sum()
                 du = du * dq_du
