@@ -299,9 +299,11 @@ def monitor_hook(net: nn.Module) -> tuple[Callable[[tuple[torch.Tensor, torch.Te
         from hydra import compose, initialize_config_dir
         from hydra.utils import instantiate
 
+        from quest.pipeline import device_mapping
+
         with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base=None):
             cfg = compose(config_name="train")
-        monitor = instantiate(cfg.callbacks.transition_monitor)
+        monitor = instantiate(cfg.callbacks.transition_monitor, _partial_=True)(mapping=device_mapping(cfg))
         module = SimpleNamespace(net=net)
         trainer = SimpleNamespace(current_epoch=0, global_step=0)
         monitor.on_fit_start(trainer, module)

@@ -16,6 +16,8 @@ from torch import nn
 from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
+from quest import rng_state
+
 SCHEDULERS = ("cosine", "step", "none")
 
 
@@ -104,6 +106,14 @@ class QuestModule(L.LightningModule):
         self.test_acc(preds, y)
         self.log("test/loss", self.test_loss, on_step=False, on_epoch=True)
         self.log("test/acc", self.test_acc, on_step=False, on_epoch=True)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["quest_rng_state"] = rng_state.capture()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Resuming training: continue with the generators' state at the checkpoint (quest.rng_state)."""
+        if "quest_rng_state" in checkpoint and self._trainer is not None and self.trainer.state.fn == "fit":
+            rng_state.restore(checkpoint["quest_rng_state"])
 
     def configure_optimizers(self) -> Any:
         hp = self.hparams

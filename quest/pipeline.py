@@ -8,6 +8,7 @@ the other jobs go on; an interrupted one stops the sweep, as the signal was mean
 """
 from __future__ import annotations
 
+import inspect
 import logging
 import signal
 import sys
@@ -23,7 +24,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.types import RunMode
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
@@ -34,8 +35,10 @@ from quest.checkpoints import (
 )
 from quest.config_checks import check_run_inputs, validate_config
 from quest.lit_module import NonFiniteLossError, QuestModule
+from quest.not_training import changes_training
 from quest.loggers import build_loggers
-from quest.monitors.energy_file import reselect_pattern, summarize_energy
+from quest.device.mapping import DeviceMapping
+from quest.energy.record import headline, reselect_pattern
 from quest.run_folder import discard_if_fresh
 from quest.results import ENERGY_FILE, RESULTS_FILE, is_completed, read_json, write_json_atomic
 
@@ -82,11 +85,31 @@ def build(cfg: DictConfig, run_name: str, group: str | None) -> RunParts:
     datamodule.load()  # a missing or corrupt data file stops here
     net = instantiate(cfg.model)
     module = instantiate(cfg.module, net=net)
-    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c and "_target_" in c]
+    callbacks = instantiate_callbacks(cfg)
     callbacks.append(RecordConfig(config))
     loggers = build_loggers(cfg, run_name, group)
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()])
     return RunParts(datamodule, module, trainer, callbacks)
+
+
+def device_mapping(cfg: DictConfig) -> DeviceMapping:
+    """The run's device mapping, built once from `device`, `precision.bits`, `neuron`, `pattern`."""
+    return DeviceMapping.from_config(cfg.device, cfg.precision.bits, cfg.neuron, cfg.pattern.selection)
+
+
+def instantiate_callbacks(cfg: DictConfig) -> list[L.Callback]:
+    """The configured callbacks; those that take a `mapping` (the energy monitors) share the run's one."""
+    mapping: DeviceMapping | None = None
+    callbacks = []
+    for node in (cfg.get("callbacks") or {}).values():
+        if not node or "_target_" not in node:
+            continue
+        if "mapping" in inspect.signature(get_class(node._target_)).parameters:
+            mapping = mapping or device_mapping(cfg)
+            callbacks.append(instantiate(node, _partial_=True)(mapping=mapping))  # Hydra would copy it into a config
+        else:
+            callbacks.append(instantiate(node))
+    return callbacks
 
 
 def _finish_loggers(trainer: L.Trainer | None) -> None:
@@ -184,7 +207,7 @@ def train(cfg: DictConfig) -> float | None:
         wall_time_s=round(time.time() - start, 2),
         test_checkpoint=(best_checkpoint(trainer) if cfg.test_ckpt == "best" else None) or "last",
         energy_file=ENERGY_FILE if (out / ENERGY_FILE).exists() else None,
-        energy=summarize_energy(read_json(out / ENERGY_FILE)),
+        energy=headline(read_json(out / ENERGY_FILE)),
         finished=datetime.now(timezone.utc).isoformat(timespec="seconds"),
     )
     write_json_atomic(out / RESULTS_FILE, record)
@@ -280,8 +303,8 @@ def objective_values(cfg: DictConfig, record: dict[str, Any]) -> Any:
 
 
 def training_identity(overrides: list[str]) -> list[str]:
-    """A sweep job's overrides without the mapping pattern, which changes no training."""
-    return sorted(o for o in overrides if o.split("=", 1)[0].lstrip("+~") not in ("pattern", "pattern.selection"))
+    """A sweep job's overrides without those that change no training (quest.not_training)."""
+    return sorted(o for o in overrides if changes_training(o.split("=", 1)[0]))
 
 
 def reuse_pattern_sibling(cfg: DictConfig, out: Path, record: dict[str, Any]) -> bool:
@@ -301,7 +324,7 @@ def reuse_pattern_sibling(cfg: DictConfig, out: Path, record: dict[str, Any]) ->
         if energy is not None:
             write_json_atomic(out / ENERGY_FILE, reselect_pattern(energy, cfg.pattern.selection))
         reused = {k: v for k, v in done.items() if k not in ("config", "overrides", "run_name", "started")}
-        record.update(reused, reused_from=str(other.parent), energy=summarize_energy(read_json(out / ENERGY_FILE)))
+        record.update(reused, reused_from=str(other.parent), energy=headline(read_json(out / ENERGY_FILE)))
         write_json_atomic(out / RESULTS_FILE, record)
         log.info("pattern %s changes no training: reusing %s", cfg.pattern.selection, other.parent)
         return True

@@ -4,9 +4,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hydra.utils import instantiate
 
 from conftest import CONF, ROOT
+from quest.pipeline import instantiate_callbacks
 
 SWEEPS = sorted(p.stem for p in (ROOT / "sweeps" / "sweep").glob("*.yaml"))
 
@@ -37,6 +37,8 @@ def test_experiments_resolve_and_build(compose_cfg):
     paper = compose_cfg(["experiment=quest_cifar10"])
     assert paper.data.batch_size == 256 and paper.data.val_size == 0 and paper.trainer.max_epochs == 100
     assert paper.module.lr == 0.001 and paper.module.weight_decay == 0.0001 and paper.encoding.time_steps == 4
-    monitors = [instantiate(qs.callbacks[k]) for k in ("transition_monitor", "activity_monitor")]
+    callbacks = instantiate_callbacks(compose_cfg(["experiment=quickstart", "~callbacks.model_checkpoint"]))
+    monitors = [c for c in callbacks if hasattr(c, "mapping")]
     assert [type(m).__name__ for m in monitors] == ["TransitionMonitor", "ActivityMonitor"]
-    assert all(m.ctx.card.name == "sk_mtj_3state" and len(m.ctx.patterns) == 6 for m in monitors)
+    assert monitors[0].mapping is monitors[1].mapping  # built once per run, shared
+    assert monitors[0].mapping.card.name == "sk_mtj_3state" and len(monitors[0].mapping.patterns) == 6

@@ -4,22 +4,19 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from quest.device import (
+from quest.energy import (
     E_AC_pJ,
     E_MAC_pJ,
     cmos_energy_pJ,
     conv_flops,
-    get_pattern,
     layer_write_energy,
     linear_flops,
-    load_card,
     non_adjacent_share,
     read_energy_fJ,
-    read_vector_fJ,
     transition_probabilities,
     write_energy_per_update_fJ,
-    write_matrix_fJ,
 )
+from quest.device import get_pattern, load_card, read_vector_fJ, write_matrix_fJ
 
 COUNTS = np.array([[38, 10, 2],
                    [20, 100, 15],

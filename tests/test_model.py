@@ -8,7 +8,7 @@ from hydra.utils import instantiate
 from quest.models.vgg import SpikingVGG
 from quest.snn.encoding import DirectEncoder, LatencyEncoder, RateEncoder
 from quest.snn.layers import SpikingConv
-from quest.snn.neurons import IFHard, IFSoft, LIFHard, LIFSoft
+from quest.snn.neurons import NEURONS
 
 IF_HARD = {"name": "if_hard", "theta": 0.5}
 
@@ -64,11 +64,11 @@ def test_fp32_precision_has_no_quantizers():
 
 
 @pytest.mark.parametrize("bits", [2, 3, 4])
-@pytest.mark.parametrize("neuron_cls", [IFHard, IFSoft, LIFHard, LIFSoft])
-def test_integer_inference_gives_the_same_spikes(bits, neuron_cls):
+@pytest.mark.parametrize("neuron", sorted(NEURONS))
+def test_integer_inference_gives_the_same_spikes(bits, neuron):
     """Integer weights, integer membrane and integer threshold reproduce the dequantized model."""
     torch.manual_seed(bits)
-    layer = SpikingConv(16, 24, neuron_cls(theta=0.5), bits=bits).double()
+    layer = SpikingConv(16, 24, NEURONS[neuron](theta=0.5), bits=bits).double()
     with torch.no_grad():
         layer.conv.weight.normal_(0.0, 0.25)
         layer.quantizer.alpha.fill_(0.6)

@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from conftest import CONF
-from quest.device import DeviceCard
+from quest.device import DeviceCard, DeviceMapping
 from quest.monitors.activity import ActivityMonitor, ops_per_level
 from quest.monitors.transitions import TransitionMonitor, quest_subset, transition_counts
 from quest.snn.layers import SpikingConv
-from quest.snn.neurons import IFHard
+from quest.snn.neurons import NEURONS
 
 SK3 = DeviceCard.from_yaml(CONF / "device" / "sk_mtj_3state.yaml")
 IF_HARD = {"name": "if_hard", "theta": 0.5}
@@ -21,6 +21,10 @@ def sk3_config():
     from omegaconf import OmegaConf
 
     return OmegaConf.load(CONF / "device" / "sk_mtj_3state.yaml")
+
+
+def mapping(device, bits, neuron, pattern="best") -> DeviceMapping:
+    return DeviceMapping.from_config(device, bits, neuron, pattern)
 
 
 def test_transition_counts_by_hand():
@@ -37,7 +41,7 @@ def test_quest_subset_shape():
 
 def small_layer() -> tuple[SpikingConv, torch.Tensor]:
     """1 -> 2 channels, 3x3, stride 2, padding 1, on a 4x4 input with spikes at (0,0), (1,1), (3,3)."""
-    layer = SpikingConv(1, 2, IFHard(theta=0.5), bits=2, stride=2, padding=1)
+    layer = SpikingConv(1, 2, NEURONS["if_hard"](theta=0.5), bits=2, stride=2, padding=1)
     levels = torch.tensor(
         [[[1, 0, -1], [0, 1, 0], [0, 0, 1]], [[0, 0, 0], [0, -1, 0], [1, 1, 1]]], dtype=torch.float32
     ).unsqueeze(1)
@@ -62,7 +66,7 @@ def test_ops_per_level_with_padding_and_stride():
 
 def test_activity_report_by_hand():
     layer, x = small_layer()
-    mon = ActivityMonitor(sk3_config(), 2, IF_HARD, pattern=6)
+    mon = ActivityMonitor(mapping(sk3_config(), 2, IF_HARD, 6))
     net = SimpleNamespace(
         block_names=["conv2"], blocks=[layer], device_layers=lambda: [("conv2", layer)],
         time_steps=1, encoder=SimpleNamespace(is_static=False), head=[],
@@ -94,14 +98,14 @@ def test_activity_counts_are_exact_under_bf16_autocast():
     """With trainer.precision=bf16-mixed the fused layers emit bf16 spikes; the monitor's counts must
     still be exact (a bf16 sum of 5,476 ones would round to 5,472)."""
     torch.manual_seed(0)
-    layer = SpikingConv(4, 8, IFHard(theta=0.5), bits=2)
+    layer = SpikingConv(4, 8, NEURONS["if_hard"](theta=0.5), bits=2)
     with torch.no_grad():
         layer.quantizer.alpha.fill_(0.5)
         layer.conv.weight.copy_(torch.randint(-1, 3, layer.conv.weight.shape).float() * 2.0)  # levels -1, 0, +1
     x = torch.ones(1, 1, 4, 37, 37)  # 5,476 input spikes
     counts = []
     for mixed in (False, True):
-        mon = ActivityMonitor(sk3_config(), 2, IF_HARD, pattern=6)
+        mon = ActivityMonitor(mapping(sk3_config(), 2, IF_HARD, 6))
         layer.observer = mon._observer("conv2")
         with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=mixed):
             spikes = layer(x, time_steps=1)
@@ -111,23 +115,42 @@ def test_activity_counts_are_exact_under_bf16_autocast():
     assert counts[1][0] > 256
 
 
-def test_not_realizable_reports_reason_instead_of_numbers():
-    layer, x = small_layer()
-    mon = ActivityMonitor(sk3_config(), 2, {"name": "lif_hard", "theta": 0.5, "leak": 0.5}, pattern="best")
+def _measure(mon: ActivityMonitor, layer: SpikingConv, x: torch.Tensor) -> dict:
     layer.observer = mon._observer("conv2")
     layer(x, time_steps=1)
     net = SimpleNamespace(
         block_names=["conv2"], blocks=[layer], device_layers=lambda: [("conv2", layer)],
         time_steps=1, encoder=SimpleNamespace(is_static=False), head=[],
     )
-    rep = mon.report({n: v.numpy() for n, v in mon.stats.items()}, net, epoch=0)["layers"]["conv2"]
-    assert rep["read_energy_per_sample_fJ"].startswith("not realizable on sk_mtj_3state: ")
-    assert "LIF" in rep["read_energy_per_sample_fJ"]
+    return mon.report({n: v.numpy() for n, v in mon.stats.items()}, net, epoch=0)
+
+
+def test_weights_that_do_not_fit_report_reason_instead_of_numbers():
+    layer, x = small_layer()  # the layer's own levels are 2-bit; the mapping says 3-bit on 3 states
+    mon = ActivityMonitor(mapping(sk3_config(), 3, IF_HARD, "best"))
+    rep = _measure(mon, layer, x)["layers"]["conv2"]
+    assert rep["read_energy_per_sample_fJ"] == (
+        "not realizable on sk_mtj_3state: 3-bit weights need 7 states; sk_mtj_3state holds 3 (at most 2-bit)")
     assert rep["aor"] == pytest.approx(9 / 72)  # activity itself is still measured
 
 
+def test_lif_on_a_non_leaky_card_keeps_synapse_energy_and_flags_the_neuron():
+    """Issue 16 item 7: synapse energy does not depend on the neuron."""
+    lif = {"name": "lif_hard", "theta": 0.5, "leak": 0.5}
+    layer, x = small_layer()
+    m = mapping(sk3_config(), 2, lif, 6)
+    rep = _measure(ActivityMonitor(m), layer, x)["layers"]["conv2"]
+    assert rep["read_energy_per_sample_fJ"]["6"] == pytest.approx(16.277)  # as for IF below
+    device = m.summary()
+    assert device["synapse_realizable"] is True and device["realizable"] is False
+    assert device["neuron_hostable"] is False
+    assert device["neuron_not_hostable"] == ("neuron not hostable on sk_mtj_3state: sk_mtj_3state has no "
+                                             "spontaneous decay, so it cannot host LIF neurons (leak=0.5)")
+    assert device["not_realizable"].startswith("not realizable on sk_mtj_3state: ") and "LIF" in device["not_realizable"]
+
+
 def test_write_energy_section_by_hand():
-    mon = TransitionMonitor(sk3_config(), 2, IF_HARD, pattern="best")
+    mon = TransitionMonitor(mapping(sk3_config(), 2, IF_HARD, "best"))
     # 100 weights, counts over 2 updates: 180 stay, 10 (0 -> +1), 6 (+1 -> 0), 4 (-1 -> 0)
     counts = torch.tensor([[40, 4, 0], [0, 100, 10], [0, 6, 40]])
     mon.batch_size = 50
@@ -154,8 +177,8 @@ def test_best_pattern_on_7_states_at_3_bit_evaluates_all_5040():
     from omegaconf import OmegaConf
 
     card = OmegaConf.load(CONF / "device" / "sk_mtj_7state.yaml")
-    mon = TransitionMonitor(card, 3, IF_HARD, pattern="best")
-    assert len(mon.ctx.patterns) == 5040
+    mon = TransitionMonitor(mapping(card, 3, IF_HARD, "best"))
+    assert len(mon.mapping.patterns) == 5040
     layer = SimpleNamespace(conv=SimpleNamespace(weight=torch.zeros(10)), weight_levels=lambda: torch.zeros(10))
     mon.layers = [("conv2", layer)]
     counts = torch.diag(torch.full((7,), 10)) + torch.diag(torch.full((6,), 2), 1) + torch.diag(torch.full((6,), 1), -1)
@@ -168,4 +191,4 @@ def test_best_pattern_on_7_states_at_3_bit_evaluates_all_5040():
 
 def test_bad_pattern_number_names_the_key():
     with pytest.raises(ValueError, match=r"pattern\.selection=7: sk_mtj_3state at 2-bit has patterns 1\.\.6"):
-        TransitionMonitor(sk3_config(), 2, IF_HARD, pattern=7)
+        TransitionMonitor(mapping(sk3_config(), 2, IF_HARD, 7))

@@ -140,7 +140,7 @@ def test_read_vectors_of_the_six_patterns(card3, number):
 
 @pytest.mark.parametrize("number", [1, 2, 3, 4, 5, 6])
 def test_write_energy_of_a_count_matrix_under_each_pattern(card3, number):
-    from quest.device import write_energy_per_update_fJ
+    from quest.energy import write_energy_per_update_fJ
 
     assert HAND_ENERGY[number] == pytest.approx(HAND_ENERGY_VALUES[number])
     e = write_energy_per_update_fJ(COUNTS, write_matrix_fJ(card3, get_pattern(card3, 2, number)))

@@ -1,4 +1,5 @@
-"""Multi-state NVM devices as data: cards, RSTD costs, R-S mapping patterns, energy accounting."""
+"""Multi-state NVM devices as data: cards, RSTD costs, R-S mapping patterns, realizability, and the
+device mapping of a run (its energy formulas live in quest.energy)."""
 from quest.device.card import (
     DeviceCard,
     DeviceCardError,
@@ -7,21 +8,7 @@ from quest.device.card import (
     read_energy_from_resistance_fJ,
     write_energy_from_pulse_fJ,
 )
-from quest.device.energy import (
-    E_AC_pJ,
-    E_MAC_pJ,
-    CmosEnergy,
-    LayerWriteEnergy,
-    NonAdjacentShare,
-    cmos_energy_pJ,
-    conv_flops,
-    layer_write_energy,
-    linear_flops,
-    non_adjacent_share,
-    read_energy_fJ,
-    transition_probabilities,
-    write_energy_per_update_fJ,
-)
+from quest.device.mapping import DeviceMapping
 from quest.device.patterns import (
     ENUMERATION_LIMIT,
     Pattern,
@@ -31,11 +18,13 @@ from quest.device.patterns import (
     get_pattern,
     pattern_number,
     read_vector_fJ,
+    read_vectors_fJ,
     search_best_pattern,
     weight_levels,
+    write_matrices_fJ,
     write_matrix_fJ,
 )
-from quest.device.realizability import Realizability, check_realizable, max_bits
+from quest.device.realizability import Realizability, check_realizable, max_bits, neuron_hostable, synapse_fits
 from quest.device.rstd import cheapest_path, transition_cost_matrix_fJ
 
 __all__ = [
@@ -43,10 +32,8 @@ __all__ = [
     "read_energy_from_resistance_fJ", "write_energy_from_pulse_fJ",
     "transition_cost_matrix_fJ", "cheapest_path",
     "Pattern", "ENUMERATION_LIMIT", "weight_levels", "count_patterns", "enumerate_patterns",
-    "get_pattern", "pattern_number", "write_matrix_fJ", "read_vector_fJ", "best_pattern",
-    "search_best_pattern",
-    "E_MAC_pJ", "E_AC_pJ", "transition_probabilities", "write_energy_per_update_fJ",
-    "LayerWriteEnergy", "layer_write_energy", "NonAdjacentShare", "non_adjacent_share",
-    "read_energy_fJ", "CmosEnergy", "cmos_energy_pJ", "conv_flops", "linear_flops",
-    "Realizability", "max_bits", "check_realizable",
+    "get_pattern", "pattern_number", "write_matrix_fJ", "read_vector_fJ", "write_matrices_fJ",
+    "read_vectors_fJ", "best_pattern", "search_best_pattern",
+    "Realizability", "max_bits", "check_realizable", "synapse_fits", "neuron_hostable",
+    "DeviceMapping",
 ]

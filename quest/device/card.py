@@ -38,7 +38,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping, Sequence
 
-CONF_DIR: Path = Path(__file__).resolve().parents[2] / "conf" / "device"
+from quest.configs import DEVICE_CARDS_DIR as CONF_DIR  # the shipped cards
 
 _NS_TO_S = 1e-9
 _J_TO_FJ = 1e15

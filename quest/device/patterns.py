@@ -23,8 +23,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from quest.levels import weight_levels as _weight_levels
 from quest.device.card import DeviceCard, DeviceCardError
-from quest.device.energy import transition_probabilities
+from quest.energy.write import transition_probabilities
 from quest.device.rstd import transition_cost_matrix_fJ
 
 ENUMERATION_LIMIT = 50_000
@@ -49,11 +50,10 @@ class Pattern:
 
 
 def weight_levels(bits: int) -> tuple[int, ...]:
-    """Integer levels -Q..Q for b bits, Q = 2^(b-1) - 1 (2-bit: -1, 0, 1; 3-bit: -3..3)."""
+    """Integer levels -Q..Q for b bits (quest.levels), which a pattern maps onto states."""
     if isinstance(bits, bool) or not isinstance(bits, int) or bits < 2:
         raise ValueError(f"bits={bits!r}: a pattern needs an integer precision >= 2 bits")
-    q = 2 ** (bits - 1) - 1
-    return tuple(range(-q, q + 1))
+    return _weight_levels(bits)
 
 
 def count_patterns(card: DeviceCard, bits: int) -> int:
@@ -133,15 +133,25 @@ def get_pattern(card: DeviceCard, bits: int, number: int) -> Pattern:
     return Pattern(number, weight_levels(bits), tuple(states))
 
 
+def write_matrices_fJ(card: DeviceCard, patterns: Sequence[Pattern]) -> np.ndarray:
+    """E_p[i][j] = C[state_p(level i)][state_p(level j)] in fJ, [P, k, k], zero diagonals."""
+    idx = np.array([[card.index(s) for s in p.states] for p in patterns], dtype=np.int64)  # [P, k]
+    return transition_cost_matrix_fJ(card)[idx[:, :, None], idx[:, None, :]]
+
+
+def read_vectors_fJ(card: DeviceCard, patterns: Sequence[Pattern]) -> np.ndarray:
+    """R_p[i] = E_read(state_p(level i)) in fJ, [P, k]."""
+    return np.array([[card.read_energy_fJ[s] for s in p.states] for p in patterns], dtype=np.float64)
+
+
 def write_matrix_fJ(card: DeviceCard, pattern: Pattern) -> np.ndarray:
-    """E_p[i][j] = C[state(level i)][state(level j)] in fJ, [k, k], zero diagonal."""
-    idx = [card.index(s) for s in pattern.states]
-    return transition_cost_matrix_fJ(card)[np.ix_(idx, idx)]
+    """E_p [k, k] of one pattern (`write_matrices_fJ`)."""
+    return write_matrices_fJ(card, [pattern])[0]
 
 
 def read_vector_fJ(card: DeviceCard, pattern: Pattern) -> np.ndarray:
-    """R_p[i] = E_read(state(level i)) in fJ, [k]."""
-    return np.array([card.read_energy_fJ[s] for s in pattern.states], dtype=np.float64)
+    """R_p [k] of one pattern (`read_vectors_fJ`)."""
+    return read_vectors_fJ(card, [pattern])[0]
 
 
 def _probabilities(counts: Any, k: int) -> np.ndarray:
@@ -163,11 +173,8 @@ def best_pattern(card: DeviceCard, bits: int, transition_counts: Any,
     p = _probabilities(transition_counts, k)
     if count_patterns(card, bits) > enumeration_limit:
         return search_best_pattern(card, bits, p, restarts=restarts, seed=seed)
-    cost = transition_cost_matrix_fJ(card)
     patterns = enumerate_patterns(card, bits, limit=enumeration_limit)
-    idx = np.array([[card.index(s) for s in pat.states] for pat in patterns])  # [m, k]
-    mats = cost[idx[:, :, None], idx[:, None, :]]  # [m, k, k]
-    energies = np.einsum("ij,mij->m", p, mats)
+    energies = np.einsum("ij,mij->m", p, write_matrices_fJ(card, patterns))
     best = int(np.argmin(energies))
     return patterns[best], float(energies[best])
 

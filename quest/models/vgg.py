@@ -17,23 +17,22 @@ from torch import nn
 
 from quest.snn.encoding import Encoder
 from quest.snn.layers import SpikingConv
-from quest.snn.neurons import NEURONS, IFSoft, LIFSoft, SpikingNeuron
+from quest.snn.neurons import NEURONS, SpikingNeuron, neuron_leak
 
 
 def make_neuron(spec: Mapping[str, Any], soft_reset: bool | None = None) -> SpikingNeuron:
     """Neuron from its config: {name, theta, leak, surrogate, detach_reset, backend}.
 
-    With soft_reset=True, the soft-reset model of the same leak (the encoding layer's neuron).
+    With soft_reset=True, the soft-reset neuron of the same leak (the encoding layer's neuron).
     """
     spec = dict(spec)
     name = spec.pop("name")
     if name not in NEURONS:
         raise ValueError(f"neuron.name={name!r}: allowed {sorted(NEURONS)}")
-    cls = NEURONS[name]
     if soft_reset:
-        leak = spec.get("leak") if spec.get("leak") is not None else cls.default_leak
-        cls = IFSoft if leak == 1.0 else LIFSoft
-    return cls(**spec)
+        spec.update(leak=neuron_leak({"name": name, **spec}), reset="soft")
+        return SpikingNeuron(**spec)
+    return NEURONS[name](**spec)
 
 
 class SpikingVGG(nn.Module):

@@ -28,9 +28,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from quest.device import E_AC_pJ, E_MAC_pJ, cmos_energy_pJ, conv_flops, linear_flops
-from quest.monitors.device_context import DeviceContext
-from quest.monitors.energy_file import log_wandb_table, update_energy_file
+from quest.device.mapping import DeviceMapping
+from quest.energy.cmos import E_AC_pJ, E_MAC_pJ, cmos_energy_pJ, conv_flops, linear_flops
+from quest.monitors.energy_file import history_from_state, history_to_state, log_wandb_table, update_energy_file
 from quest.snn.layers import SpikingConv
 
 
@@ -55,7 +55,7 @@ def level_index(layer: SpikingConv) -> tuple[torch.Tensor, int, int]:
     """
     if layer.quantized:
         q = layer.quantizer.q_max
-        return layer.weight_levels().long() + q, 2 * q + 1, q
+        return layer.weight_levels().long() + q, layer.quantizer.num_levels, q
     return (layer.conv.weight != 0).long(), 2, 0
 
 
@@ -77,16 +77,13 @@ class ActivityMonitor(L.Callback):
 
     def __init__(
         self,
-        device: Mapping[str, Any],
-        bits: int | None,
-        neuron: Mapping[str, Any],
-        pattern: int | str = "best",
+        mapping: DeviceMapping,
         num_batches: int = 4,
         count_zero_reads: bool = False,
     ) -> None:
         if num_batches < 1:
             raise ValueError(f"callbacks.activity_monitor.num_batches={num_batches}: must be >= 1")
-        self.ctx = DeviceContext.from_config(device, bits, neuron, pattern)
+        self.mapping = mapping
         self.num_batches = num_batches
         self.count_zero_reads = count_zero_reads
         self.stats: dict[str, torch.Tensor] = {}
@@ -153,6 +150,13 @@ class ActivityMonitor(L.Callback):
     def on_validation_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
         self._detach(pl_module.net)
 
+    # -- checkpoint: a resumed run continues the same history --------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {"history": history_to_state(self.history)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.history = history_from_state(state.get("history"))
+
     # -- reporting -----------------------------------------------------------------------------
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking or not self.stats:
@@ -160,7 +164,7 @@ class ActivityMonitor(L.Callback):
         names = sorted(self.stats)
         reduced = {n: trainer.strategy.reduce(self.stats[n].clone(), reduce_op="sum") for n in names}
         stats = {n: v.cpu().numpy() for n, v in reduced.items()}
-        epoch = self.report(stats, pl_module.net, trainer.current_epoch, self._write_best(trainer))
+        epoch = self.report(stats, pl_module.net, trainer.current_epoch)
         self.history.append(epoch)
         metrics = {"energy/cmos_ann_over_snn": epoch["cmos"]["ann_over_snn"]}
         for name, rep in epoch["layers"].items():
@@ -178,41 +182,25 @@ class ActivityMonitor(L.Callback):
         ]
         log_wandb_table(trainer, "activity_by_layer",
                         ["layer", "epoch", "spike_rate", "weight_sparsity", "aor", "read_energy_per_sample_fJ"], rows)
-        update_energy_file(trainer, "activity", {"num_batches": self.num_batches, "epochs": self.history}, self.ctx)
+        update_energy_file(trainer, "activity", {"num_batches": self.num_batches, "epochs": self.history}, self.mapping)
 
-    @staticmethod
-    def _write_best(trainer: L.Trainer) -> int | None:
-        """The least-write-energy pattern of the run's TransitionMonitor so far this epoch, if any."""
-        from quest.monitors.transitions import TransitionMonitor
-
-        for cb in trainer.callbacks:
-            if isinstance(cb, TransitionMonitor) and cb.epoch_counts:
-                return cb._section(cb.epoch_counts).get("best_pattern")
-        return None
-
-    def _read_energies(self, out: dict[str, Any], level_ops: Mapping[str, np.ndarray], write_best: int | None) -> None:
-        """Read energy per sample of every layer under every pattern: ops [L, k] @ E_read [P, k]^T."""
+    def _read_energies(self, out: dict[str, Any], level_ops: Mapping[str, np.ndarray]) -> None:
+        """Read energy per sample of every layer under every pattern (the mapping's formula)."""
         names = list(level_ops)
-        ops = np.stack([level_ops[n] for n in names])
-        read = self.ctx.read_fJ.copy()
-        if not self.count_zero_reads:
-            read[:, len(self.ctx.levels) // 2] = 0.0  # zero weights are not read
-        energy = ops @ read.T  # [layers, patterns]
+        energy = self.mapping.read_energies(np.stack([level_ops[n] for n in names]), self.count_zero_reads)  # [L, P]
         totals = energy.sum(0)
-        if isinstance(self.ctx.selection, int):
-            chosen = self.ctx.selection
-        else:  # `best` is the least write energy; without a write monitor, the least read energy
-            chosen = write_best if write_best is not None else self.ctx.patterns[int(np.argmin(totals))].number
-        listed = self.ctx.listed(totals, chosen)
+        chosen = self.mapping.select(read_totals=totals)
+        patterns = self.mapping.patterns
+        listed = self.mapping.listed(totals, chosen)
         for li, n in enumerate(names):
             out["layers"][n]["read_energy_per_sample_fJ"] = {
-                str(self.ctx.patterns[p].number): float(energy[li, p]) for p in listed
+                str(patterns[p].number): float(energy[li, p]) for p in listed
             }
-        out["read_energy_per_sample_fJ_by_pattern"] = {str(self.ctx.patterns[p].number): float(totals[p]) for p in listed}
-        out["least_read_energy_pattern"] = int(self.ctx.patterns[int(np.argmin(totals))].number)
+        out["read_energy_per_sample_fJ_by_pattern"] = {str(patterns[p].number): float(totals[p]) for p in listed}
+        out["least_read_energy_pattern"] = int(self.mapping.cheapest(totals))
         out["selected_pattern"] = chosen
 
-    def report(self, stats: Mapping[str, np.ndarray], net: Any, epoch: int, write_best: int | None = None) -> dict[str, Any]:
+    def report(self, stats: Mapping[str, np.ndarray], net: Any, epoch: int) -> dict[str, Any]:
         """Rates, AOR, read energies and CMOS figures from summed counts."""
         layers: dict[str, Any] = {}
         device_layers = dict(net.device_layers())
@@ -243,12 +231,15 @@ class ActivityMonitor(L.Callback):
                 "neurons_per_sample_step": shp["neurons"],
                 "flops_per_sample_step": shp["flops"],
             }
-            if self.ctx.bits is not None and len(n_levels) == len(self.ctx.levels):
+            levels = self.mapping.levels
+            if levels and len(n_levels) == len(levels):
                 rep["effective_ops_per_sample_by_level"] = {
-                    str(lv): n_levels[i] / samples for i, lv in enumerate(self.ctx.levels)
+                    str(lv): n_levels[i] / samples for i, lv in enumerate(levels)
                 }
                 level_ops[name] = n_levels / samples
-            rep["read_energy_per_sample_fJ"] = self.ctx.not_realizable if not self.ctx.realizable else "no pattern evaluated"
+            rep["read_energy_per_sample_fJ"] = (
+                "no pattern evaluated" if self.mapping.synapse else self.mapping.synapse_not_realizable
+            )
             layers[name] = rep
         # head: the first linear reads pooled spikes, later ones real values (MACs at every step)
         for i, name in enumerate(sorted(n for n in stats if n.startswith("fc"))):
@@ -274,8 +265,8 @@ class ActivityMonitor(L.Callback):
                 ],
             },
         }
-        if self.ctx.realizable and self.ctx.read_fJ is not None and layers and len(level_ops) == len(layers):
-            self._read_energies(out, level_ops, write_best)
+        if self.mapping.synapse and self.mapping.patterns and layers and len(level_ops) == len(layers):
+            self._read_energies(out, level_ops)
         else:
-            out["selected_pattern"] = self.ctx.selection if isinstance(self.ctx.selection, int) else None
+            out["selected_pattern"] = self.mapping.select()
         return out

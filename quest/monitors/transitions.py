@@ -23,9 +23,9 @@ import lightning as L
 import numpy as np
 import torch
 
-from quest.device import non_adjacent_share
-from quest.monitors.device_context import DeviceContext
-from quest.monitors.energy_file import log_wandb_table, update_energy_file
+from quest.device.mapping import DeviceMapping
+from quest.energy.write import non_adjacent_share
+from quest.monitors.energy_file import history_from_state, history_to_state, log_wandb_table, update_energy_file
 
 QUEST_WINDOWS = {"early": [0, 10], "middle": [95, 105], "final": [180, 190]}
 SUBSETS = ("all", "quest")
@@ -50,10 +50,7 @@ class TransitionMonitor(L.Callback):
 
     def __init__(
         self,
-        device: Mapping[str, Any],
-        bits: int | None,
-        neuron: Mapping[str, Any],
-        pattern: int | str = "best",
+        mapping: DeviceMapping,
         subset: str = "all",
         windows: Mapping[str, list[int]] | None = None,
         window_epoch: int = 0,
@@ -61,13 +58,14 @@ class TransitionMonitor(L.Callback):
     ) -> None:
         if subset not in SUBSETS:
             raise ValueError(f"callbacks.transition_monitor.subset={subset!r}: allowed {list(SUBSETS)}")
-        self.ctx = DeviceContext.from_config(device, bits, neuron, pattern)
+        self.mapping = mapping
         self.subset = subset
         self.windows = {k: list(v) for k, v in (windows or {}).items()}
         self.window_epoch = window_epoch
         self.log_per_pattern = log_per_pattern
         self.layers: list[tuple[str, Any]] = []
         self.prev: dict[str, torch.Tensor] = {}
+        self._restored_prev: dict[str, torch.Tensor] = {}
         self.epoch_counts: dict[str, torch.Tensor] = {}
         self.window_counts: dict[str, dict[str, torch.Tensor]] = {}
         self.history: list[dict[str, Any]] = []
@@ -80,8 +78,9 @@ class TransitionMonitor(L.Callback):
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         net = pl_module.net
-        self.layers = [(n, blk) for n, blk in net.device_layers() if blk.quantized] if self.ctx.bits else []
-        self.prev = {n: self._levels(blk) for n, blk in self.layers}
+        self.layers = [(n, blk) for n, blk in net.device_layers() if blk.quantized] if self.mapping.bits else []
+        restored, self._restored_prev = self._restored_prev, {}  # a resumed run compares with its last step
+        self.prev = {n: restored[n].to(blk.conv.weight.device) if n in restored else self._levels(blk) for n, blk in self.layers}
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.epoch_counts = {}
@@ -121,7 +120,7 @@ class TransitionMonitor(L.Callback):
         }
 
     def _section(self, counts_by_layer: Mapping[str, torch.Tensor]) -> dict[str, Any]:
-        """Per-layer stats and, for every pattern at once, E = sum_ij P_ij E_p[i][j]."""
+        """Per-layer stats and, for every pattern at once, the mapping's write energies."""
         names = [n for n, _ in self.layers if n in counts_by_layer]
         blocks = dict(self.layers)
         layers = {
@@ -129,44 +128,61 @@ class TransitionMonitor(L.Callback):
             for n in names
         }
         section: dict[str, Any] = {"layers": layers}
-        if not self.ctx.realizable or not names:
+        if not self.mapping.synapse or not names:
             for rep in layers.values():
-                rep["write_energy"] = self.ctx.not_realizable
+                rep["write_energy"] = self.mapping.synapse_not_realizable
             return section
         counts = np.stack([np.asarray(layers[n]["transition_counts"], dtype=np.float64) for n in names])
         n_weights = np.array([layers[n]["n_weights"] for n in names], dtype=np.float64)
-        if self.ctx.write_fJ is None:  # too many patterns to enumerate: search the cheapest
-            probs = counts / counts.sum(axis=(1, 2), keepdims=True).clip(min=1)
-            self.ctx.search_best((probs * n_weights[:, None, None]).sum(0))
-        probs = counts / counts.sum(axis=(1, 2), keepdims=True).clip(min=1)
-        per_update = np.einsum("lij,pij->lp", probs, self.ctx.write_fJ)  # [layers, patterns]
-        per_batch = per_update * n_weights[:, None]
-        totals = per_batch.sum(0)
-        best = self.ctx.patterns[int(np.argmin(totals))].number
-        chosen = best if self.ctx.selection == "best" else int(self.ctx.selection)
-        listed = self.ctx.listed(totals, chosen)
-        batch = max(1, self.batch_size)
+        energy = self.mapping.write_energies(counts, n_weights, max(1, self.batch_size))
+        patterns = self.mapping.patterns
+        best = self.mapping.cheapest(energy.total_per_batch_fJ)
+        listed = self.mapping.listed(energy.total_per_batch_fJ, self.mapping.select(best))
         for li, n in enumerate(names):
             layers[n]["write_energy"] = {
-                str(self.ctx.patterns[p].number): {
-                    "per_weight_update_fJ": float(per_update[li, p]),
-                    "per_batch_fJ": float(per_batch[li, p]),
-                    "per_sample_fJ": float(per_batch[li, p] / batch),
+                str(patterns[p].number): {
+                    "per_weight_update_fJ": float(energy.per_weight_update_fJ[li, p]),
+                    "per_batch_fJ": float(energy.per_batch_fJ[li, p]),
+                    "per_sample_fJ": float(energy.per_sample_fJ[li, p]),
                 }
                 for p in listed
             }
         section.update(
-            total_per_batch_fJ={str(self.ctx.patterns[p].number): float(totals[p]) for p in listed},
+            total_per_batch_fJ={str(patterns[p].number): float(energy.total_per_batch_fJ[p]) for p in listed},
             best_pattern=int(best),
-            patterns_evaluated=len(self.ctx.patterns),
+            patterns_evaluated=len(patterns),
         )
         return section
 
     def selected_pattern(self, section: Mapping[str, Any]) -> int | None:
-        """The headline pattern: the configured number, or the least-energy one for `best`."""
-        if self.ctx.selection == "best":
-            return section.get("best_pattern")
-        return int(self.ctx.selection)
+        """The headline pattern of a section: the mapping's rule applied to its cheapest pattern."""
+        return self.mapping.select(section.get("best_pattern"))
+
+    def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Tell the mapping the least-write-energy pattern of this epoch so far, so the read energy
+        measured in this validation is reported for the same pattern."""
+        if trainer.sanity_checking:
+            return
+        self.mapping.write_best = None
+        if self.layers and self.epoch_counts and self.mapping.synapse:
+            self.mapping.write_best = self._section(self.epoch_counts).get("best_pattern")
+
+    # -- checkpoint: a resumed run continues the same history --------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "prev": {n: t.cpu() for n, t in self.prev.items()},
+            "epoch_counts": {n: t.cpu() for n, t in self.epoch_counts.items()},
+            "window_counts": {w: {n: t.cpu() for n, t in c.items()} for w, c in self.window_counts.items()},
+            "history": history_to_state(self.history),
+            "batch_size": self.batch_size,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._restored_prev = dict(state.get("prev") or {})
+        self.epoch_counts = dict(state.get("epoch_counts") or {})
+        self.window_counts = {w: dict(c) for w, c in (state.get("window_counts") or {}).items()}
+        self.history = history_from_state(state.get("history"))
+        self.batch_size = int(state.get("batch_size") or 0)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not self.layers or not self.epoch_counts:
@@ -207,5 +223,5 @@ class TransitionMonitor(L.Callback):
                     "windows": windows,
                     "selected_pattern": sel,
                 },
-                self.ctx,
+                self.mapping,
             )

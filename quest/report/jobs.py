@@ -9,41 +9,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
+from quest.not_training import ECHOES, NOT_TRAINING, changes_training
 from quest.results import ENERGY_FILE, RESULTS_FILE, read_json
 
 REPORT_FIGS = "report_figs"
 
-# Config entries that change no training ("*" matches any key at that level).
-NOT_TRAINING_CONFIG = (
-    "pattern",
-    "paths",
-    "logger",
-    "hydra",
-    "task_name",
-    "skip_completed",
-    "objectives",
-    "callbacks.*.pattern",
-    "callbacks.*.dirpath",
-    "callbacks.rich_progress_bar",
-    "trainer.default_root_dir",
-    "trainer.enable_progress_bar",
-)
-# Command-line override keys that change no training (a trailing ".*" matches sub-keys).
 # Override keys that `settings` replaces by the names of precision and neuron.
 ALIASES = ("precision", "precision.bits", "neuron", "neuron.name")
-NOT_TRAINING_OVERRIDES = (
-    "pattern",
-    "pattern.selection",
-    "logger",
-    "hydra.*",
-    "paths.*",
-    "skip_completed",
-    "objectives",
-    "trainer.enable_progress_bar",
-    "callbacks.rich_progress_bar",
-)
 
 
 @dataclass
@@ -138,15 +112,10 @@ def parse_override(text: str) -> tuple[str, str]:
     return key.lstrip("+"), value.strip().strip("'\"")
 
 
-def _matches(key: str, patterns: Iterable[str]) -> bool:
-    key = key.lstrip("~+")
-    return any(key == p or (p.endswith(".*") and key.startswith(p[:-1])) for p in patterns)
-
-
 def training_overrides(job: Job) -> dict[str, str]:
     """The job's command-line settings that can change training."""
     pairs = (parse_override(o) for o in job.overrides)
-    return {k: v for k, v in pairs if not _matches(k, NOT_TRAINING_OVERRIDES)}
+    return {k: v for k, v in pairs if changes_training(k)}
 
 
 # -- training identity -----------------------------------------------------------------------------
@@ -170,7 +139,7 @@ def _strip(node: Any, ignored: list[list[str]], own_dir: str | None) -> Any:
 def training_config(config: dict[str, Any]) -> dict[str, Any]:
     """The resolved config without the entries that change no training."""
     own_dir = (config.get("paths") or {}).get("output_dir")
-    return _strip(config, [p.split(".") for p in NOT_TRAINING_CONFIG], own_dir)
+    return _strip(config, [p.split(".") for p in NOT_TRAINING + ECHOES], own_dir)
 
 
 def training_key(job: Job) -> str:

@@ -187,7 +187,8 @@ class _SpikingConvScan(torch.autograd.Function):
                 gx_t, gw_t = _conv_backward(h[t], x[t], w, *conv, needs=needs)
                 if gx is not None:
                     gx[t].copy_(gx_t)
-                gw = gw_t.to(weight.dtype) if gw is None else gw.add_(gw_t)
+                if gw_t is not None:  # None when the weight is frozen
+                    gw = gw_t.to(weight.dtype) if gw is None else gw.add_(gw_t)
         else:
             gx, gw = _conv_backward(h.flatten(0, 1), x.flatten(0, 1), w, *conv, needs=needs)
             if gx is not None:

@@ -1,14 +1,15 @@
-"""Spiking neurons, REFERENCE.md section 4, one class per model.
+"""The spiking neuron, REFERENCE.md section 4: one model whose reset and leak are parameters.
 
 Per time step t, with input current x_t, membrane U, threshold theta and leak lambda:
 
     H_t = x_t + U_{t-1}
     S_t = 1[H_t > theta]
     hard reset: U_t = lambda * H_t * (1 - S_t)
-    soft reset: U_t = lambda * (H_t - theta * S_t)
+    soft reset: U_t = lambda * (H_t - theta * S_t)          (quest.snn.scan.membrane_reset)
 
 and, when the layer is quantized, U_t <- q(U_t) with the layer's MINT quantizer (shared alpha).
-IF: lambda = 1; LIF: lambda = 0.5 by default.
+The four configs (conf/neuron) are presets: IF (lambda = 1) and LIF (lambda = 0.5 by default), each
+with a hard or a soft reset.
 
 A neuron takes the whole sequence x of shape [T, B, ...] and returns spikes of the same shape.
 Two backends give the same spikes and the same gradients:
@@ -20,14 +21,15 @@ Two backends give the same spikes and the same gradients:
 """
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Mapping
 
 import torch
 from torch import nn
 from torch.autograd.function import once_differentiable
 
 from quest.snn.quantizer import MintQuantizer
-from quest.snn.scan import ScanSpec, release_once, scan_backward_, scan_forward
+from quest.snn.scan import ScanSpec, membrane_reset, release_once, scan_backward_, scan_forward
 from quest.snn.surrogate import get_surrogate
 
 BACKENDS = ("fused", "reference")
@@ -46,13 +48,6 @@ class SpikeFunction(torch.autograd.Function):
     def backward(ctx: Any, grad_s: torch.Tensor) -> tuple[torch.Tensor, None]:
         (z,) = ctx.saved_tensors
         return grad_s * get_surrogate(ctx.surrogate)(z), None
-
-
-def _reset(h: torch.Tensor, s: torch.Tensor, theta: float, leak: float, soft: bool) -> torch.Tensor:
-    """Pre-quantization membrane: lambda (H - theta S) (soft) or lambda H (1 - S) (hard)."""
-    if soft:
-        return leak * (h - theta * s)
-    return leak * h * (1.0 - s)
 
 
 class _FusedScan(torch.autograd.Function):
@@ -87,16 +82,17 @@ class _FusedScan(torch.autograd.Function):
         return h, grad_alpha if ctx.needs_input_grad[1] else None, None, None, None, None, None, None
 
 
+RESETS = ("hard", "soft")
+
+
 class SpikingNeuron(nn.Module):
     """Multi-step neuron: forward([T, B, ...] currents) -> [T, B, ...] spikes (0/1 floats)."""
-
-    soft_reset: bool = False
-    default_leak: float = 1.0
 
     def __init__(
         self,
         theta: float = 0.5,
-        leak: float | None = None,
+        leak: float = 1.0,
+        reset: str = "hard",
         surrogate: str = "triangle",
         detach_reset: bool = False,
         backend: str = "fused",
@@ -105,17 +101,22 @@ class SpikingNeuron(nn.Module):
         get_surrogate(surrogate)  # validates the name
         if backend not in BACKENDS:
             raise ValueError(f"neuron.backend={backend!r}: allowed {list(BACKENDS)}")
+        if reset not in RESETS:
+            raise ValueError(f"neuron.reset={reset!r}: allowed {list(RESETS)}")
         if not theta > 0:
             raise ValueError(f"neuron.theta={theta!r}: must be > 0")
         self.theta = float(theta)
-        self.leak = float(self.default_leak if leak is None else leak)
+        self.leak = float(leak)
         if not 0.0 < self.leak <= 1.0:
             raise ValueError(f"neuron.leak={leak!r}: must be in (0, 1]")
-        if self.default_leak == 1.0 and self.leak != 1.0:
-            raise ValueError(f"neuron.leak={leak!r}: IF neurons have leak 1; use lif_hard or lif_soft")
+        self.reset = reset
         self.surrogate = surrogate
         self.detach_reset = detach_reset
         self.backend = backend
+
+    @property
+    def soft_reset(self) -> bool:
+        return self.reset == "soft"
 
     @property
     def is_leaky(self) -> bool:
@@ -128,7 +129,7 @@ class SpikingNeuron(nn.Module):
         h = x_t + u_prev
         s = SpikeFunction.apply(h - self.theta, self.surrogate)
         s_reset = s.detach() if self.detach_reset else s
-        u = _reset(h, s_reset, self.theta, self.leak, self.soft_reset)
+        u = membrane_reset(h, s_reset, self.theta, self.leak, self.soft_reset)
         if quantizer is not None:
             u = quantizer(u)
         return s, u
@@ -150,41 +151,36 @@ class SpikingNeuron(nn.Module):
         )
 
     def extra_repr(self) -> str:
-        reset = "soft" if self.soft_reset else "hard"
-        return f"theta={self.theta}, leak={self.leak}, reset={reset}, surrogate={self.surrogate}, backend={self.backend}"
+        return f"theta={self.theta}, leak={self.leak}, reset={self.reset}, surrogate={self.surrogate}, backend={self.backend}"
 
 
-class IFHard(SpikingNeuron):
-    """Integrate-and-fire, hard reset: U_t = H_t (1 - S_t)."""
+@dataclass(frozen=True)
+class NeuronPreset:
+    """A named neuron model (conf/neuron/<name>.yaml): its reset and default leak."""
 
-    soft_reset = False
-    default_leak = 1.0
+    reset: str
+    leak: float
 
-
-class IFSoft(SpikingNeuron):
-    """Integrate-and-fire, soft reset: U_t = H_t - theta S_t."""
-
-    soft_reset = True
-    default_leak = 1.0
-
-
-class LIFHard(SpikingNeuron):
-    """Leaky integrate-and-fire, hard reset: U_t = lambda H_t (1 - S_t), lambda = 0.5 by default."""
-
-    soft_reset = False
-    default_leak = 0.5
+    def __call__(self, leak: float | None = None, **kwargs: Any) -> SpikingNeuron:
+        """The neuron, with `leak` (None: the preset's); IF presets allow only leak 1."""
+        if self.leak == 1.0 and leak not in (None, 1.0):
+            raise ValueError(f"neuron.leak={leak!r}: IF neurons have leak 1; use lif_hard or lif_soft")
+        return SpikingNeuron(leak=self.leak if leak is None else leak, reset=self.reset, **kwargs)
 
 
-class LIFSoft(SpikingNeuron):
-    """Leaky integrate-and-fire, soft reset: U_t = lambda (H_t - theta S_t), lambda = 0.5 by default."""
-
-    soft_reset = True
-    default_leak = 0.5
-
-
-NEURONS: dict[str, type[SpikingNeuron]] = {
-    "if_hard": IFHard,
-    "if_soft": IFSoft,
-    "lif_hard": LIFHard,
-    "lif_soft": LIFSoft,
+NEURONS: dict[str, NeuronPreset] = {
+    "if_hard": NeuronPreset("hard", 1.0),  # U_t = H_t (1 - S_t)
+    "if_soft": NeuronPreset("soft", 1.0),  # U_t = H_t - theta S_t
+    "lif_hard": NeuronPreset("hard", 0.5),  # U_t = lambda H_t (1 - S_t)
+    "lif_soft": NeuronPreset("soft", 0.5),  # U_t = lambda (H_t - theta S_t)
 }
+
+
+def neuron_leak(spec: Mapping[str, Any]) -> float:
+    """The leak lambda a neuron config gives its neurons: `leak`, or the model's default when it is
+    absent or null (IF 1, LIF 0.5). The model and the device mapping both read it here."""
+    name = spec.get("name")
+    if name not in NEURONS:
+        raise ValueError(f"neuron.name={name!r}: allowed {sorted(NEURONS)}")
+    leak = spec.get("leak")
+    return float(NEURONS[name].leak if leak is None else leak)

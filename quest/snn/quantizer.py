@@ -16,6 +16,8 @@ import torch
 from torch import nn
 from torch.autograd.function import once_differentiable
 
+from quest import levels as _levels
+
 ALLOWED_BITS = (2, 3, 4)
 
 
@@ -23,7 +25,7 @@ def max_level(bits: int) -> int:
     """Q = 2^(b-1) - 1: the largest integer level (2-bit: 1, 3-bit: 3, 4-bit: 7)."""
     if bits not in ALLOWED_BITS:
         raise ValueError(f"precision.bits={bits!r}: allowed {list(ALLOWED_BITS)} or null (fp32)")
-    return 2 ** (bits - 1) - 1
+    return _levels.max_level(bits)
 
 
 def mint_quantize(x: torch.Tensor, alpha: torch.Tensor, q_max: int) -> torch.Tensor:

@@ -16,8 +16,10 @@ Only H is kept for backward; S, U' and tanh U' are recomputed from it. Backward,
 
 The forward reproduces the reference neuron bit for bit (the same operations in the same order,
 in place: per step ~8 passes over one step's tensors, no temporaries). The backward overwrites H
-with dL/dH (no second T-sized buffer) and computes tanh U' as 2 sigmoid(2 U') - 1 (equal to within
-float rounding, ~15x cheaper than tanh on CPU).
+with dL/dH (no second T-sized buffer) and computes tanh U' with torch.tanh, as the reference path
+does, so the clamp indicator 1[|tanh U'| <= alpha] is the same in both and their gradients agree to
+float rounding (2 sigmoid(2 U') - 1 is cheaper on CPU, but moved dL/dalpha by 2.4e-4 relative in
+float32 where tanh U' sits at alpha).
 
 The backward has two implementations of the same equations:
 - eager (default): the factors of a chunk of steps (at most _CHUNK_BYTES of temporaries) are
@@ -80,15 +82,27 @@ def _run_compiled(name: str, fn: Callable[..., Any], *args: Any) -> tuple[bool, 
 
 
 # -- forward ----------------------------------------------------------------------------------
-def _reset_into(h: torch.Tensor, s: torch.Tensor, spec: ScanSpec, out: torch.Tensor) -> torch.Tensor:
-    """out <- U' = lambda (H - theta S) (soft) or lambda (H - H S) (hard)."""
-    if spec.soft:
-        torch.add(h, s, alpha=-spec.theta, out=out)
+def membrane_reset(
+    h: torch.Tensor, s: torch.Tensor, theta: float, leak: float, soft: bool, out: torch.Tensor | None = None
+) -> torch.Tensor:
+    """The reset, REFERENCE.md section 4: U' = lambda (H - theta S) (soft) or lambda (H - H S) (hard).
+
+    With `out`, written into it without autograd (the fused kernels); without, as plain differentiable
+    operations (the reference neuron, the compiled backward). Both give the same values: S is 0 or 1.
+    """
+    if out is None:
+        u = h - theta * s if soft else h - h * s
+        return u * leak if leak != 1.0 else u
+    if soft:
+        torch.add(h, s, alpha=-theta, out=out)
     else:
         torch.addcmul(h, h, s, value=-1.0, out=out)
-    if spec.leak != 1.0:
-        out.mul_(spec.leak)
-    return out
+    return out.mul_(leak) if leak != 1.0 else out
+
+
+def _reset_into(h: torch.Tensor, s: torch.Tensor, spec: ScanSpec, out: torch.Tensor) -> torch.Tensor:
+    """out <- U' (`membrane_reset`) for the scan's spec."""
+    return membrane_reset(h, s, spec.theta, spec.leak, spec.soft, out=out)
 
 
 def scan_forward(
@@ -132,11 +146,6 @@ def scan_forward(
 
 
 # -- backward ---------------------------------------------------------------------------------
-def _tanh_via_sigmoid_(u: torch.Tensor) -> torch.Tensor:
-    """u <- tanh(u) = 2 sigmoid(2u) - 1 in place (for gradients: equal within rounding, much faster)."""
-    return u.mul_(2.0).sigmoid_().mul_(2.0).sub_(1.0)
-
-
 def _surrogate_(z: torch.Tensor, surrogate: str) -> torch.Tensor:
     """z = H - theta <- sg(z) in place (the triangle max(0, 1 - |z|) in 4 passes)."""
     if surrogate == "triangle":
@@ -170,7 +179,9 @@ def _local_factors(
             a.mul_(leak)
     if u is None:
         return a, None
-    dq_du, dq_dalpha = mint_derivatives_(_tanh_via_sigmoid_(u), alpha, spec.q_max, scratch=sg)  # sg's buffer reused
+    # torch.tanh, as the reference path: another formula (2 sigmoid(2u) - 1) can put tanh(U') on the
+    # other side of alpha in the clamp's indicator and move dL/dalpha by far more than rounding
+    dq_du, dq_dalpha = mint_derivatives_(u.tanh_(), alpha, spec.q_max, scratch=sg)  # sg's buffer reused
     return a.mul_(dq_du), dq_dalpha
 
 
@@ -230,8 +241,8 @@ def _backward_kernel(
             else:
                 du = leak * ((1.0 - s) - ht * sg) if not detach_reset else leak * (1.0 - s)
             if q_max:
-                u = leak * (ht - theta * s) if soft else leak * (ht - ht * s)
-                dq_du, dq_dalpha = mint_derivatives_(2.0 * torch.sigmoid(2.0 * u) - 1.0, alpha, q_max)
+                u = membrane_reset(ht, s, theta, leak, soft)
+                dq_du, dq_dalpha = mint_derivatives_(torch.tanh(u), alpha, q_max)
                 grad_alpha = grad_alpha + (g_next * dq_dalpha).sum()
                 du = du * dq_du
             g = g + g_next * du
