@@ -15,6 +15,7 @@ import hydra  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 from quest.config_checks import ConfigError, check_cli_overrides, quote_numeric_group_options  # noqa: E402
+from quest.config_keys import check_override_keys  # noqa: E402
 from quest.pipeline import exit_on_config_error, train  # noqa: E402
 
 # Job folder names without the quotes that numeric group options need (precision='2').
@@ -29,6 +30,7 @@ def main(cfg: DictConfig) -> float | None:
 if __name__ == "__main__":
     try:
         check_cli_overrides(sys.argv[1:], ROOT / "conf")
+        check_override_keys(sys.argv[1:], ROOT / "conf", [ROOT / "sweeps"])
     except ConfigError as e:
         exit_on_config_error(str(e))
     sys.argv[1:] = quote_numeric_group_options(sys.argv[1:], ROOT / "conf")
