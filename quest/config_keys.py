@@ -128,7 +128,8 @@ def _type_error(value: Any, leaf: _Leaf, param: inspect.Parameter | None) -> str
         return None
     default = leaf.examples[0]
     if bool in kinds:
-        return None if isinstance(value, bool) else f"must be true or false (default {str(default).lower()})"
+        fits = isinstance(value, bool) or ("int" in annotation and isinstance(value, int))
+        return None if fits else f"must be true or false (default {str(default).lower()})"
     is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
     if float in kinds or "float" in annotation:
         return None if is_number else f"must be a number (default {default})"
