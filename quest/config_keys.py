@@ -210,3 +210,21 @@ def check_override_keys(argv: Sequence[str], conf_dir: Path, extra_dirs: Sequenc
             problem = _type_error(value, leaf, param) if leaf is not None else None
             if problem:
                 raise ConfigError(f"{key}={value}: {problem}")
+
+
+def group_listing(conf_dir: Path, extra_dirs: Sequence[Path] = ()) -> str:
+    """`group: option, ... (default: x)` per config group, for `python train.py --help`."""
+    root = OmegaConf.to_container(OmegaConf.load(Path(conf_dir) / "train.yaml"), resolve=False) or {}
+    defaults: dict[str, Any] = {}
+    for entry in root.get("defaults", []) if isinstance(root, dict) else []:
+        if isinstance(entry, dict):
+            defaults.update(entry)
+    lines = []
+    for group, folder in group_dirs(Path(conf_dir), [Path(d) for d in extra_dirs]).items():
+        options = sorted(p.stem for p in folder.glob("*.yaml"))
+        if group not in defaults:
+            chosen = f"none; +{group}=<option>"  # a group outside train.yaml's defaults list
+        else:
+            chosen = defaults[group] if defaults[group] is not None else "none"
+        lines.append(f"  {group:<11} {', '.join(options)}  (default: {chosen})")
+    return "\n".join(lines)

@@ -6,7 +6,7 @@ import sys
 
 from lightning.pytorch.callbacks import RichProgressBar
 
-from conftest import TINY, read_results, run_train
+from conftest import CONF, ROOT, TINY, read_results, run_train
 from quest.progress import LogProgress, progress_bar
 
 PROGRESS = re.compile(r"epoch 1/1 step (\d+)/(\d+) loss \d+\.\d{4} \| \d+\.\d images/s \| ETA \d+:\d\d:\d\d")
@@ -35,3 +35,20 @@ def test_piped_run_prints_progress_lines_and_no_noise(tmp_path):
     assert len(wandb_lines) == 1 and "logging offline (sync later: wandb sync" in wandb_lines[0], wandb_lines
     for noise in ("litlogger", "LeafSpec", "FLOPs", "Flops", "anonymous setting", "Skipping setting a default"):
         assert noise not in out, noise
+
+
+def test_help_lists_every_group_option_and_the_main_commands():
+    proc = run_train(["--help"], timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.splitlines()
+    assert len(lines) < 40
+    groups = {d.name: d for d in CONF.iterdir() if d.is_dir() and d.name != "hydra"}
+    groups["sweep"] = ROOT / "sweeps" / "sweep"
+    for group, folder in groups.items():
+        line = next((l for l in lines if l.split()[:1] == [group]), None)
+        assert line is not None, group
+        for option in folder.glob("*.yaml"):
+            assert re.search(rf"[ ,]{re.escape(option.stem)}[ ,]", line), (group, option.stem, line)
+    assert "(default: sk_mtj_3state)" in proc.stdout and "+sweep=<option>" in proc.stdout
+    for command in ("python train.py experiment=quickstart", "python train.py -m precision=2,3,4", "quest-report"):
+        assert command in proc.stdout
