@@ -5,6 +5,7 @@ import csv
 import logging
 import netrc
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -56,8 +57,33 @@ class CSVLogger(LightningCSVLogger):
         return self._experiment
 
 
+class _DropMessages(logging.Filter):
+    """Drops log records that contain any of the given texts."""
+
+    def __init__(self, *texts: str) -> None:
+        super().__init__()
+        self.texts = texts
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not any(t in str(record.msg) for t in self.texts)
+
+
+def quiet_known_noise() -> None:
+    """Drop console noise that is no news to a QUEST user: Lightning's litlogger tip, its note that
+    QUEST brings its own model summary, and the deprecation warning torch raises inside
+    Lightning's own _pytree helper."""
+    rank_zero_log = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    if not any(isinstance(f, _DropMessages) for f in rank_zero_log.filters):
+        rank_zero_log.addFilter(_DropMessages("litlogger", "Skipping setting a default `ModelSummary`"))
+    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
+
+
 def build_loggers(cfg: DictConfig, run_name: str, group: str | None) -> list[Logger]:
-    """Instantiate every logger under cfg.logger; W&B gets name, group and offline mode."""
+    """Instantiate every logger under cfg.logger; W&B gets name, group and offline mode.
+
+    An offline W&B run is silent (WANDB_SILENT, unless set): QUEST says in one line where it
+    logs and how to sync it."""
+    quiet_known_noise()
     loggers: list[Logger] = []
     for key, lg_cfg in (cfg.get("logger") or {}).items():
         if not isinstance(lg_cfg, DictConfig) or "_target_" not in lg_cfg:
@@ -69,8 +95,15 @@ def build_loggers(cfg: DictConfig, run_name: str, group: str | None) -> list[Log
             if not lg_cfg.get("offline") and mode not in ("offline", "disabled") and not wandb_has_credentials():
                 kwargs["offline"] = True
                 log.info(
-                    "W&B: no credentials found, logging offline under %s (sync later with `wandb sync`)",
-                    Path(lg_cfg.save_dir) / "wandb",
+                    "W&B: no credentials found, logging offline (sync later: wandb sync %s)",
+                    Path(lg_cfg.save_dir) / "wandb" / "offline-run-*",
                 )
-        loggers.append(instantiate(lg_cfg, **kwargs))
+            if kwargs.get("offline") or lg_cfg.get("offline") or mode in ("offline", "disabled"):
+                os.environ.setdefault("WANDB_SILENT", "true")
+        logger = instantiate(lg_cfg, **kwargs)
+        init_kwargs = getattr(logger, "_wandb_init", None)
+        if isinstance(init_kwargs, dict) and init_kwargs.get("anonymous", "") is None:
+            # Lightning passes anonymous=None, which wandb >= 0.19 answers with a deprecation warning
+            del init_kwargs["anonymous"]
+        loggers.append(logger)
     return loggers

@@ -12,7 +12,8 @@ import hydra
 from omegaconf import DictConfig
 
 from quest.config_checks import ConfigError, check_cli_overrides, quote_numeric_group_options
-from quest.configs import CONF_DIR
+from quest.config_keys import check_override_keys
+from quest.configs import CONF_DIR, SWEEPS_DIR
 from quest.pipeline import exit_on_config_error, train
 
 
@@ -25,6 +26,7 @@ def main() -> None:
     """Check the command line's group options, then let Hydra compose and run."""
     try:
         check_cli_overrides(sys.argv[1:], CONF_DIR)
+        check_override_keys(sys.argv[1:], CONF_DIR, [SWEEPS_DIR])
     except ConfigError as e:
         exit_on_config_error(str(e))
     sys.argv[1:] = quote_numeric_group_options(sys.argv[1:], CONF_DIR)

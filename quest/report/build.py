@@ -22,6 +22,7 @@ from quest.report.jobs import (
     other_settings,
     parse_override,
     precision_label,
+    replicate_groups,
     reuse_source,
     varying_settings,
 )
@@ -226,17 +227,24 @@ def accuracy_section(ctx: Context) -> str:
     if not ctx.multirun:
         return ""
     varying = varying_settings([n.jobs for n in ctx.networks])
-    panels: dict[str, dict[tuple[str, str], float | str]] = {}
+    panels: dict[str, dict[tuple[str, str], list[float] | str]] = {}
     for net in ctx.networks:
         job = net.trained or net.jobs[0]
         acc = network_acc(net)
-        value = float(acc) if acc is not None else (net.status if net.trained is None else "no test acc")
-        panels.setdefault(other_settings(net, varying), {})[(precision_label(job), neuron_label(job))] = value
-    drawn = {t: cells for t, cells in sorted(panels.items()) if any(isinstance(v, float) for v in cells.values())}
+        cells = panels.setdefault(other_settings(net, varying), {})
+        key = (precision_label(job), neuron_label(job))
+        if acc is not None:  # seeds of one setting share a bar
+            cells[key] = (cells[key] if isinstance(cells.get(key), list) else []) + [float(acc)]
+        elif key not in cells:
+            cells[key] = net.status if net.trained is None else "no test acc"
+    drawn = {t: cells for t, cells in sorted(panels.items()) if any(isinstance(v, list) for v in cells.values())}
     if not drawn:
         return ""
-    path = fg.accuracy_figure(drawn, ctx.figs / "accuracy.png")
-    note = "Bars: test accuracy of each network (x: weight precision, colour: neuron model"
+    classes = next((j.config.get("data", {}).get("num_classes") for j in ctx.jobs if j.config), None)
+    chance = 1 / classes if isinstance(classes, int) and classes > 0 else None
+    path = fg.accuracy_figure(drawn, ctx.figs / "accuracy.png", chance)
+    note = "Bars: mean test accuracy over the seeds of each setting, error bars: sample std (n in the table "
+    note += "over seeds); dotted line: chance. (x: weight precision, colour: neuron model"
     note += "; one panel per other varying setting)." if len(drawn) > 1 else ")."
     missing = [n.id for n in ctx.networks if other_settings(n, varying) not in drawn]
     if missing:
@@ -262,9 +270,16 @@ def pareto_section(ctx: Context) -> str:
                         "total fJ/sample"], rows), ""]
     left_out = len(ctx.networks) - len(points)
     note = f"{left_out} network(s) without accuracy or device energy left out" if left_out else ""
+    if len(points) == 1:
+        note = "a single network has device energy: one point, no trade-off to show" + (f"; {note}" if note else "")
     path = fg.pareto_figure([(f"{n.id} P{e.selected_pattern}", e.total_fJ, network_acc(n)) for n, _, e in points],
                             front, ctx.figs / "pareto.png", note)
     lines += [md.image(path, ctx.root, "Pareto"), ""]
+    if len(points) == 1:
+        lines += ["Only one network has both accuracy and device energy, so the figure is one point: see "
+                  "'No device energy' for why the others have none.", ""]
+    else:
+        lines += ["Every network with both numbers is drawn; the Pareto set is red and joined by a dashed line.", ""]
     left = [n.id for n in ctx.networks if n.id not in {p[0].id for p in points}]
     lines.append("Energy: write + read per sample for the selected pattern (a network selected with several "
                  "patterns counts with its least-energy one). Left out (no accuracy or no device energy): "
@@ -296,21 +311,46 @@ def across_networks_section(ctx: Context) -> str:
 
 
 def cmos_section(ctx: Context) -> str:
-    """ANN and SNN energy on 45 nm CMOS per network, as the activity monitor recorded them."""
+    """ANN and SNN energy on 45 nm CMOS per network, beside the device energy, all in pJ."""
     rows, constants = [], set()
     for net in ctx.networks:
         cmos = en.last_cmos(net.trained.energy) if net.trained else {}
         if cmos.get("ann_pJ") is not None:
             ratio = cmos.get("ann_over_snn")
-            rows.append([net.id, net.label, md.num(cmos["ann_pJ"]), md.num(cmos.get("snn_pJ")), md.num(ratio)])
+            point = energy_point(ctx, net)
+            device_pJ = md.num(point[1].total_fJ / 1000) if point else None
+            rows.append([net.id, net.label, md.num(cmos["ann_pJ"]), md.num(cmos.get("snn_pJ")), md.num(ratio),
+                         device_pJ])
             constants.add((cmos.get("e_mac_pJ"), cmos.get("e_ac_pJ")))
     if not rows:
         return ""
     note = "; ".join(f"E_MAC {mac} pJ, E_AC {ac} pJ" for mac, ac in sorted(constants, key=str))
     return "\n".join(["## CMOS comparison (per inference sample)", "",
                       f"DIET-SNN method, 45 nm, {note}, as recorded in each run's energy.json "
-                      "(quest/monitors/activity.py). One row per network: jobs sharing a training share it.", "",
-                      md.table(["network", "settings", "ANN pJ", "SNN pJ", "ANN / SNN"], rows)])
+                      "(quest/monitors/activity.py). One row per network: jobs sharing a training share it. "
+                      "Every energy in this table is in pJ; the device column is the write + read energy of "
+                      "the tables above (fJ / 1000).", "",
+                      md.table(["network", "settings", "ANN pJ", "SNN pJ", "ANN / SNN", "device pJ (write + read)"],
+                               rows)])
+
+
+def seeds_section(ctx: Context) -> str:
+    """Mean ± std over the seeds of each setting (a setting run with one seed says n = 1)."""
+    if not ctx.multirun:
+        return ""
+    rows = []
+    for label, nets in replicate_groups(ctx.networks).items():
+        points = [energy_point(ctx, n) for n in nets]
+        cmos = [en.last_cmos(n.trained.energy).get("ann_over_snn") if n.trained else None for n in nets]
+        rows.append([label, ", ".join(n.id for n in nets), len(nets),
+                     md.mean_std([network_acc(n) for n in nets]),
+                     md.mean_std([p[1].total_fJ for p in points if p]),
+                     md.mean_std(cmos)])
+    return "\n".join(["## Over seeds", "",
+                      "Each setting's networks that differ only in `seed`: mean ± sample std over its seeds "
+                      "(n = the number of values; a setting run with one seed shows its value with n = 1).", "",
+                      md.table(["setting", "networks", "seeds", "test acc", "device energy fJ/sample",
+                                "ANN/SNN (CMOS)"], rows)])
 
 
 # -- per-network figures ---------------------------------------------------------------------------
@@ -386,10 +426,12 @@ def network_figures(ctx: Context, net: Network) -> list[str]:
     if read:
         totals = en.totals_by_pattern(read)
         spread = max(totals.values()) / min(totals.values()) - 1 if totals and min(totals.values()) > 0 else 0.0
-        title = f"read energy, epoch {epoch.get('epoch')}: patterns differ by {100 * spread:.2g}% in total"
+        title = (f"read energy, epoch {epoch.get('epoch')}: patterns differ by {100 * spread:.2g}% in total\n"
+                 "bars: each pattern minus its layer's mean over all patterns")
         shown = shown_patterns(totals, selected)
-        path = fg.pattern_bars_figure({title: read}, shown, selected, states, "read energy per inference sample (fJ)",
-                                      out / "read_energy.png", shown_note(shown, totals))
+        path = fg.pattern_bars_figure({title: read}, shown, selected, states,
+                                      "read energy - layer mean (fJ per inference sample)",
+                                      out / "read_energy.png", shown_note(shown, totals), centered=True)
         lines.append(md.image(path, ctx.root, "read energy per layer and pattern"))
     return lines
 
@@ -442,7 +484,7 @@ def write_report(folder: str | Path, per_run: str = "auto") -> Path:
     shutil.rmtree(ctx.figs, ignore_errors=True)  # figures of an earlier report
     sections = [
         header(ctx), jobs_section(ctx), unfinished_section(ctx), networks_section(ctx),
-        not_realizable_section(ctx), accuracy_section(ctx), pareto_section(ctx),
+        not_realizable_section(ctx), accuracy_section(ctx), seeds_section(ctx), pareto_section(ctx),
         across_networks_section(ctx), cmos_section(ctx), per_run_section(ctx, per_run),
     ]
     report = root / REPORT_FILE

@@ -5,6 +5,7 @@ Every function takes plain numbers (no job objects) and the path to write, and r
 from __future__ import annotations
 
 import math
+import statistics
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -13,13 +14,14 @@ import matplotlib
 matplotlib.use("Agg")
 from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch, Rectangle  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 DPI = 120
 PRECISION_ORDER = ("2", "3", "4", "fp32")
 ACTIVITY_TITLES = {
-    "spike_rate": "spike rate (per neuron per sample, over T)",
+    "spike_rate": "spike rate (spikes per neuron per sample, summed over T)",
     "weight_sparsity": "weight sparsity (share of zero weights)",
     "aor": "AOR (effective / all operations)",
 }
@@ -87,37 +89,49 @@ def ordered_precisions(values: set[str]) -> list[str]:
 
 # -- cross-run figures -----------------------------------------------------------------------------
 def accuracy_figure(
-    panels: Mapping[str, Mapping[tuple[str, str], float | str]], path: Path
+    panels: Mapping[str, Mapping[tuple[str, str], Sequence[float] | str]], path: Path, chance: float | None = None
 ) -> Path:
     """Fig. 6: test accuracy, x = precision, one bar per neuron, one panel per other setting.
 
-    panels: title -> {(precision, neuron): accuracy (0..1) or a status word such as 'failed'}.
+    panels: title -> {(precision, neuron): the accuracies (0..1) of its seeds, or a status word such
+    as 'failed'}. A bar is the mean over seeds, its error bar the sample std (with 2 or more seeds);
+    `chance` (0..1) draws a dotted line.
     """
     neurons = sorted({n for cells in panels.values() for _, n in cells})
     colors = {n: color(i) for i, n in enumerate(neurons)}
     fig, axes = new_figure(len(panels), 5.5, 4.0)
     for ax, (title, cells) in zip(axes, panels.items()):
         precisions = ordered_precisions({p for p, _ in cells})
-        series = {
-            n: [100 * v if isinstance(v := cells.get((p, n)), float) else None for p in precisions]
-            for n in neurons
-        }
+        means = {key: 100 * statistics.mean(v) for key, v in cells.items() if not isinstance(v, str) and v}
+        series = {n: [means.get((p, n)) for p in precisions] for n in neurons}
         grouped_bars(ax, precisions, series, colors)
         width = 0.8 / max(1, len(neurons))
         for i, n in enumerate(neurons):
             for g, p in enumerate(precisions):
                 x = g + (i - (len(neurons) - 1) / 2) * width
                 value = cells.get((p, n))
-                if isinstance(value, float):
-                    ax.text(x, 100 * value + 1, f"{100 * value:.1f}", ha="center", va="bottom", fontsize=7)
-                elif isinstance(value, str):
+                if isinstance(value, str):
                     ax.text(x, 2, value, ha="center", va="bottom", rotation=90, fontsize=8, color="firebrick")
+                elif value:
+                    mean = means[(p, n)]
+                    std = 100 * statistics.stdev(value) if len(value) > 1 else 0.0
+                    if len(value) > 1:
+                        ax.errorbar(x, mean, yerr=std, color="black", capsize=3, lw=1)
+                    label = f"{mean:.1f}" + (f"\n±{std:.1f}" if len(value) > 1 else "")
+                    ax.text(x, mean + std + 1, label, ha="center", va="bottom", fontsize=7)
+        if chance is not None:
+            ax.axhline(100 * chance, color="dimgray", ls=":", lw=1.2)
         ax.set_ylim(0, 105)
         ax.set_xlim(-0.5, len(precisions) - 0.5)
         ax.set_xlabel("weight precision (bits)")
         ax.set_ylabel("test accuracy (%)")
         ax.set_title(title or "test accuracy by precision and neuron", fontsize=10)
-    axes[0].legend(handles=[Patch(color=colors[n], label=n) for n in neurons], title="neuron", fontsize=8)
+    n_max = max((len(v) for cells in panels.values() for v in cells.values() if not isinstance(v, str)), default=1)
+    handles = [Patch(color=colors[n], label=n) for n in neurons]
+    if chance is not None:
+        handles.append(Line2D([], [], color="dimgray", ls=":", lw=1.2, label=f"chance ({100 * chance:.0f}%)"))
+    axes[0].legend(handles=handles, fontsize=8,
+                   title="neuron" + (f" (mean ± std over {n_max} seeds)" if n_max > 1 else ""), title_fontsize=8)
     return save(fig, path)
 
 
@@ -190,8 +204,15 @@ def activity_by_network_figure(data: Mapping[str, Mapping[str, Mapping[str, floa
         ax.set_title(title + ", last epoch", fontsize=9)
         ax.set_xlabel("layer")
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7)
+    legend_outside(fig, axes[0])
     return save(fig, path)
+
+
+def legend_outside(fig: Figure, ax: Axes) -> None:
+    """The legend of `ax`'s lines to the right of the whole figure, where it covers no data."""
+    handles, labels = ax.get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="outside right upper", fontsize=7)
 
 
 # -- per-network figures ---------------------------------------------------------------------------
@@ -203,19 +224,26 @@ def pattern_bars_figure(
     ylabel: str,
     path: Path,
     note: str = "",
+    centered: bool = False,
 ) -> Path:
     """Fig. 7c shape: per panel, a cluster per layer, one bar per pattern (selected: black edge).
 
-    panels: title -> layer -> pattern -> fJ per sample.
+    panels: title -> layer -> pattern -> fJ per sample. centered: draw each value minus its
+    layer's mean over all patterns, so differences of a fraction of a percent show.
     """
     names = {p: f"P{p} ({states[p]})" if p in states else f"P{p}" for p in patterns}
     colors = {names[p]: color(i) for i, p in enumerate(patterns)}
     fig, axes = new_figure(len(panels), 6.5, 4.0, max_cols=2)
     for ax, (title, by_layer) in zip(axes, panels.items()):
         layers = list(by_layer)
-        series = {names[p]: [by_layer[l].get(p) for l in layers] for p in patterns}
+        mean = {l: statistics.mean(by_layer[l].values()) if centered and by_layer[l] else 0.0 for l in layers}
+        series = {names[p]: [v - mean[l] if (v := by_layer[l].get(p)) is not None else None for l in layers]
+                  for p in patterns}
         grouped_bars(ax, layers, series, colors, highlight={names[p] for p in selected if p in names})
-        use_log_scale(ax, [v for vs in series.values() for v in vs if v is not None])
+        if centered:
+            ax.axhline(0, color="black", lw=0.8)
+        else:
+            use_log_scale(ax, [v for vs in series.values() for v in vs if v is not None])
         ax.set_ylabel(ylabel)
         ax.set_title(title, fontsize=10)
     axes[0].legend(title="pattern (states of -Q..Q)", fontsize=7, title_fontsize=7, ncols=2 if len(patterns) > 6 else 1)
@@ -239,7 +267,7 @@ def transitions_figure(
     for ax, (layer, (counts, changed, non_adjacent)) in zip(axes, layers.items()):
         changes = sum(counts[i][j] for i in range(k) for j in range(k) if i != j)
         share = [[100 * counts[i][j] / changes if changes and i != j else math.nan for j in range(k)] for i in range(k)]
-        ax.imshow(share, cmap="Blues", vmin=0, vmax=100)
+        image = ax.imshow(share, cmap="Blues", vmin=0, vmax=100)
         for i in range(k):
             for j in range(k):
                 if i == j:
@@ -258,6 +286,8 @@ def transitions_figure(
         ax.set_ylabel("level before")
         ax.set_title(f"{layer}: % of changes\n{100 * changed:.2f}% of updates change, "
                      f"{100 * non_adjacent:.1f}% non-adjacent", fontsize=8)
+    if layers:
+        fig.colorbar(image, ax=axes, label="% of the layer's level changes", shrink=0.8)
     return save(fig, path)
 
 
@@ -274,5 +304,5 @@ def activity_figure(series: Mapping[str, Mapping[str, tuple[Sequence[int], Seque
         ax.set_xlabel("epoch")
         ax.set_title(title, fontsize=9)
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7)
+    legend_outside(fig, axes[0])
     return save(fig, path)

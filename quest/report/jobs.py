@@ -254,7 +254,21 @@ def neuron_label(job: Job) -> str:
     return given.get("neuron.name", given.get("neuron", "?"))
 
 
+# Settings whose values are replicates of one experiment: the report gives mean ± std over them.
+REPLICATE_KEYS = ("seed",)
+
+
 def other_settings(network: Network, varying: list[str]) -> str:
-    """The network's varying settings other than precision and neuron (a panel title)."""
-    rest = [(k, setting_value(network.jobs, k)) for k in varying if k not in ("precision", "neuron")]
+    """The network's varying settings other than precision, neuron and seed (a panel title)."""
+    rest = [(k, setting_value(network.jobs, k)) for k in varying if k not in ("precision", "neuron", *REPLICATE_KEYS)]
     return ",".join(f"{k}={v}" for k, v in rest if v is not None)
+
+
+def replicate_groups(networks: list[Network]) -> dict[str, list[Network]]:
+    """Networks that differ only in their seed, keyed by their settings without it (in order)."""
+    varying = [k for k in varying_settings([n.jobs for n in networks]) if k not in REPLICATE_KEYS]
+    groups: dict[str, list[Network]] = {}
+    for net in networks:
+        known = [(k, setting_value(net.jobs, k)) for k in varying]
+        groups.setdefault(",".join(f"{k}={v}" for k, v in known if v is not None) or "all", []).append(net)
+    return groups

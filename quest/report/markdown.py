@@ -1,6 +1,7 @@
 """Plain Markdown pieces: tables, numbers, image links."""
 from __future__ import annotations
 
+import statistics
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -24,6 +25,16 @@ def table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 def num(value: float | None, digits: int = 4) -> str | None:
     """`digits` significant digits (None stays None)."""
     return None if value is None else f"{value:.{digits}g}"
+
+
+def mean_std(values: Sequence[float], digits: int = 4) -> str | None:
+    """'mean ± std (n = k)' over replicates (sample std); one value: 'value (n = 1)'; none: None."""
+    values = [float(v) for v in values if v is not None]
+    if not values:
+        return None
+    if len(values) == 1:
+        return f"{values[0]:.{digits}g} (n = 1)"
+    return f"{statistics.mean(values):.{digits}g} ± {statistics.stdev(values):.{digits - 2 if digits > 2 else 1}g} (n = {len(values)})"
 
 
 def pct(value: float | None, digits: int = 1) -> str | None:
