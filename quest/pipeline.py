@@ -24,7 +24,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.types import RunMode
-from hydra.utils import get_class, instantiate
+from hydra.utils import get_object, instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
@@ -104,7 +104,7 @@ def instantiate_callbacks(cfg: DictConfig) -> list[L.Callback]:
     for node in (cfg.get("callbacks") or {}).values():
         if not node or "_target_" not in node:
             continue
-        if "mapping" in inspect.signature(get_class(node._target_)).parameters:
+        if "mapping" in inspect.signature(get_object(node._target_)).parameters:
             mapping = mapping or device_mapping(cfg)
             callbacks.append(instantiate(node, _partial_=True)(mapping=mapping))  # Hydra would copy it into a config
         else:
