@@ -37,7 +37,9 @@ def test_experiments_resolve_and_build(compose_cfg):
     paper = compose_cfg(["experiment=quest_cifar10"])
     assert paper.data.batch_size == 256 and paper.data.val_size == 0 and paper.trainer.max_epochs == 100
     assert paper.module.lr == 0.001 and paper.module.weight_decay == 0.0001 and paper.encoding.time_steps == 4
-    callbacks = instantiate_callbacks(compose_cfg(["experiment=quickstart", "~callbacks.model_checkpoint"]))
+    callbacks = instantiate_callbacks(
+        compose_cfg(["experiment=quickstart", "~callbacks.model_checkpoint", "~callbacks.last_checkpoint"])
+    )
     monitors = [c for c in callbacks if hasattr(c, "mapping")]
     assert [type(m).__name__ for m in monitors] == ["TransitionMonitor", "ActivityMonitor"]
     assert monitors[0].mapping is monitors[1].mapping  # built once per run, shared
