@@ -71,20 +71,20 @@ POOL_OUT, HIDDEN, CLASSES, THETA = 4, 1024, 10, 0.5
 # ---------------------------------------------------------------------------------------------
 # Networks
 # ---------------------------------------------------------------------------------------------
-def _conv_plan() -> list[tuple[int, int, bool]]:
-    """(in, out, followed by maxpool) for every conv of LAYERS."""
+def _conv_plan(layers: tuple[int | str, ...] = LAYERS) -> list[tuple[int, int, bool]]:
+    """(in, out, followed by maxpool) for every conv of `layers`."""
     plan, cin = [], 3
-    for i, item in enumerate(LAYERS):
+    for i, item in enumerate(layers):
         if item == "M":
             continue
-        pool = i + 1 < len(LAYERS) and LAYERS[i + 1] == "M"
+        pool = i + 1 < len(layers) and layers[i + 1] == "M"
         plan.append((cin, int(item), pool))
         cin = int(item)
     return plan
 
 
-def _head(channels: int) -> nn.Sequential:
-    head = nn.Sequential(nn.Linear(channels * POOL_OUT * POOL_OUT, HIDDEN), nn.Linear(HIDDEN, CLASSES))
+def _head(channels: int, hidden: int = HIDDEN) -> nn.Sequential:
+    head = nn.Sequential(nn.Linear(channels * POOL_OUT * POOL_OUT, hidden), nn.Linear(hidden, CLASSES))
     for m in head:
         nn.init.kaiming_uniform_(m.weight)
         nn.init.zeros_(m.bias)
@@ -119,7 +119,10 @@ class DenseFloor(nn.Module):
         return self.head(self.features(x).flatten(1)).unflatten(0, (self.time_steps, b))
 
 
-def build_spikingjelly(time_steps: int, device: torch.device) -> nn.Module:
+def build_spikingjelly(
+    time_steps: int, device: torch.device, layers: tuple[int | str, ...] = LAYERS, hidden: int = HIDDEN
+) -> nn.Module:
+    """SpikingJelly's multi-step IF network of `layers` (QUEST's VGG8 by default)."""
     import inspect
 
     from spikingjelly.activation_based import functional, layer, neuron, surrogate
@@ -149,7 +152,7 @@ def build_spikingjelly(time_steps: int, device: torch.device) -> nn.Module:
     class SJVGG(nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            plan = _conv_plan()
+            plan = _conv_plan(layers)
             self.time_steps = time_steps
             self.encode = nn.Conv2d(3, plan[0][1], 3, 1, 1, bias=False)  # once on B images
             self.encode_node = node(soft=True)
@@ -160,7 +163,7 @@ def build_spikingjelly(time_steps: int, device: torch.device) -> nn.Module:
                     feats.append(layer.MaxPool2d(2))
             feats.append(layer.AdaptiveAvgPool2d(POOL_OUT))
             self.features = nn.Sequential(*feats)
-            self.head = _head(plan[-1][1])
+            self.head = _head(plan[-1][1], hidden)
             functional.set_step_mode(self.features, "m")
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
