@@ -11,6 +11,7 @@ from typing import Sequence
 
 from quest.report import energy as en
 from quest.report import figures as fg
+from quest.report import health as hl
 from quest.report import markdown as md
 from quest.report.jobs import (
     REPORT_FIGS,
@@ -391,6 +392,9 @@ def network_figures(ctx: Context, net: Network) -> list[str]:
         path = fg.pattern_bars_figure({title: read}, shown, selected, states, "read energy per inference sample (fJ)",
                                       out / "read_energy.png", shown_note(shown, totals))
         lines.append(md.image(path, ctx.root, "read energy per layer and pattern"))
+    history = hl.health_history(job)
+    if history:
+        lines.append(md.image(hl.health_figure(history, out / "layer_health.png"), ctx.root, "layer health"))
     return lines
 
 
