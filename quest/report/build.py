@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Sequence
 
+from quest.report import claims as cl
 from quest.report import energy as en
 from quest.report import figures as fg
 from quest.report import health as hl
@@ -27,7 +28,7 @@ from quest.report.jobs import (
     varying_settings,
 )
 from quest.report.pareto import pareto_front
-from quest.results import RESULTS_FILE
+from quest.results import RESULTS_FILE, write_json_atomic
 
 REPORT_FILE = "report.md"
 PER_RUN_CHOICES = ("auto", "all", "none")
@@ -444,9 +445,11 @@ def write_report(folder: str | Path, per_run: str = "auto") -> Path:
         raise FileNotFoundError(f"{root}: no such folder")
     ctx = build_context(root)
     shutil.rmtree(ctx.figs, ignore_errors=True)  # figures of an earlier report
+    claim_rows = cl.claims(ctx.jobs)
+    write_json_atomic(root / cl.CLAIMS_FILE, claim_rows)
     sections = [
         header(ctx), jobs_section(ctx), unfinished_section(ctx), networks_section(ctx),
-        not_realizable_section(ctx), accuracy_section(ctx), pareto_section(ctx),
+        not_realizable_section(ctx), cl.claims_section(claim_rows, ctx.job_ids), accuracy_section(ctx), pareto_section(ctx),
         across_networks_section(ctx), cmos_section(ctx), per_run_section(ctx, per_run),
     ]
     report = root / REPORT_FILE
