@@ -51,12 +51,13 @@ class _Tally:
         self.clamped = 0
         self.carried = 0
 
-    def add(self, spikes: torch.Tensor, clamped: int, carried: int) -> None:
-        """spikes [T, B, C, H, W] (0/1); clamped/carried: counts of clamped and carried membrane values."""
-        per_neuron = spikes.sum(dim=(0, 1), dtype=torch.float64)
+    def add(self, per_neuron: torch.Tensor, samples: int, steps: int, clamped: int, carried: int) -> None:
+        """per_neuron [C, H, W]: spikes summed over T and the batch; clamped/carried: counts of clamped
+        and of all carried membrane values."""
+        per_neuron = per_neuron.double()
         self.spikes_per_neuron = per_neuron if self.spikes_per_neuron is None else self.spikes_per_neuron + per_neuron
-        self.samples += spikes.shape[1]
-        self.steps = spikes.shape[0]
+        self.samples += samples
+        self.steps = steps
         self.clamped += clamped
         self.carried += carried
 
@@ -83,16 +84,16 @@ def _measure_layer(layer: SpikingConv, x: torch.Tensor, time_steps: int, static:
     current = layer.current(x, time_steps, static).float()
     q = layer.quantizer if layer.quantize_membrane else None
     u = torch.zeros_like(current[0])
-    spikes = torch.empty_like(current)
+    per_neuron = torch.zeros(current.shape[2:], dtype=torch.float64, device=current.device)
     clamped = carried = 0
     for t in range(time_steps):
         s, u_pre = layer.neuron.step(current[t], u, None)  # U' before quantization
-        spikes[t] = s
+        per_neuron += s.sum(0, dtype=torch.float64)
         if q is not None and t < time_steps - 1:
             clamped += int((torch.tanh(u_pre).abs() >= q.scale()).sum())
             carried += u_pre.numel()
         u = q(u_pre) if q is not None else u_pre
-    tally.add(spikes, clamped, carried)
+    tally.add(per_neuron, current.shape[1], time_steps, clamped, carried)
 
 
 @contextmanager
