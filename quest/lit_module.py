@@ -3,6 +3,10 @@
 loss = mean over t of cross-entropy(logits_t, y); prediction = argmax of sum over t of logits_t.
 Adam (lr 1e-3, weight decay 1e-4) with cosine annealing over all epochs, or the paper's x0.1
 steps at 50% and 75% of the epochs.
+
+start_spike_rate (opt-in, not in the paper; null = the paper's init): before the first optimizer
+step, scale each quantized layer's weights and alpha so that it fires at this rate per neuron per
+time step on the first training batch (quest/snn/start_calibration.py).
 """
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from quest import rng_state
+from quest.snn.start_calibration import calibrate_start
 
 SCHEDULERS = ("cosine", "step", "none")
 
@@ -38,13 +43,17 @@ class QuestModule(L.LightningModule):
         step_milestones: tuple[float, ...] = (0.5, 0.75),
         step_gamma: float = 0.1,
         compile: bool = False,
+        start_spike_rate: float | None = None,
     ) -> None:
         super().__init__()
         if scheduler not in SCHEDULERS:
             raise ValueError(f"module.scheduler={scheduler!r}: allowed {list(SCHEDULERS)}")
         if not lr > 0:
             raise ValueError(f"module.lr={lr!r}: must be > 0")
+        if start_spike_rate is not None and not 0.0 < start_spike_rate < 1.0:
+            raise ValueError(f"module.start_spike_rate={start_spike_rate!r}: must be in (0, 1), or null for the paper's init")
         self.save_hyperparameters(logger=False, ignore=["net"])
+        self.start_gains: dict[str, float] = {}
         self.net = net
         self.train_acc = MulticlassAccuracy(num_classes, average="micro")
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
@@ -75,6 +84,17 @@ class QuestModule(L.LightningModule):
     def on_train_epoch_start(self) -> None:
         # the same on every process; sync_dist keeps Lightning from warning under DDP
         self.log("lr", self.optimizers().param_groups[0]["lr"], on_step=False, on_epoch=True, sync_dist=True)
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        rate = self.hparams.start_spike_rate
+        if rate is None or self.global_step != 0 or batch_idx != 0 or self.start_gains:
+            return
+        self.start_gains = calibrate_start(self.net, batch[0], rate)
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            for p in self.net.parameters():  # every process starts from rank 0's calibration
+                torch.distributed.broadcast(p.data, src=0)
+        for name, gain in self.start_gains.items():
+            self.log(f"start_gain/{name}", gain, on_step=True, on_epoch=False, rank_zero_only=True)
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         loss, preds, y = self.model_step(batch)

@@ -241,7 +241,49 @@ def test_single_run_report(sweep, tmp_path):
     report = write_report(run).read_text()
     assert len(job_rows(report)) == 1 and "## Per network" in report
     images = linked_images(report, run)
-    assert {p.name for p in images} == {"write_energy.png", "transitions.png", "activity.png", "read_energy.png"}
+    assert {p.name for p in images} == {"write_energy.png", "transitions.png", "activity.png", "read_energy.png",
+                                        "layer_health.png"}
     assert all(p.parent.parent == run / "report_figs" for p in images)
     for path in images:
         assert_png(path)
+
+
+@pytest.mark.slow
+def test_claims_table_numbers_come_from_energy_json(sweep, report):
+    rows = {r["claim"]: r for r in json.loads((sweep / "claims.json").read_text())}
+    assert "## Paper claims" in report and len(rows) == 13
+    assert all({"claim", "paper", "measured", "verdict", "runs"} <= set(r) for r in rows.values())
+    rate = rows["mean spike rate of the quantized layers"]
+    (run,) = rate["runs"]
+    assert (run["precision"], run["neuron"], run["width_mult"], run["time_steps"]) == ("2", "if_hard", 0.125, 4)
+    energy = json.loads((sweep / run["job"] / "energy.json").read_text())
+    act = energy["activity"]["epochs"][-1]["layers"]
+    quantized = list(energy["write"]["epochs"][-1]["layers"])
+    assert quantized == ["conv2", "conv3", "conv4", "conv5", "conv6"]
+    mean_rate = sum(act[l]["spike_rate"] for l in quantized) / 5
+    assert rate["measured"]["per_sample"] == pytest.approx(mean_rate)
+    assert rate["measured"]["per_step"] == pytest.approx(mean_rate / 4)
+    assert rate["verdict"] == "not measured at this scale"
+    sparsity = [act[l]["weight_sparsity"] for l in quantized]
+    assert rows["weight sparsity, mean over quantized layers"]["measured"] == pytest.approx(sum(sparsity) / 5)
+    assert rows["weight sparsity, sparsest layer"]["measured"]["sparsity"] == pytest.approx(max(sparsity))
+    mean_aor = sum(act[l]["aor"] for l in quantized) / 5
+    assert rows["AOR lower than the spike rate by"]["measured"]["ratio"] == pytest.approx(mean_rate / mean_aor)
+    write = energy["write"]["epochs"][-1]["layers"]
+    least = {l: min(write[l]["write_energy"], key=lambda p: write[l]["write_energy"][p]["per_sample_fJ"]) for l in quantized}
+    p6 = rows["pattern 6 has the lowest write energy in every layer"]
+    assert all(f"P{least[l]}" in p6["measured"][l] for l in quantized)
+    assert p6["verdict"] == ("holds" if all("P6" in v for v in p6["measured"].values()) else "does not hold")
+    windows = [rep["non_adjacent_share_of_changes"] for w in energy["write"].get("windows", {}).values()
+               for rep in w.get("layers", {}).values()] or [write[l]["non_adjacent_share_of_changes"] for l in quantized]
+    moves = rows["weights move only between adjacent levels (no -1 <-> +1)"]
+    assert moves["measured"] == pytest.approx(max(windows))
+    configured = json.loads((sweep / run["job"] / "results.json").read_text())["config"]["pattern"]["selection"]
+    chosen = str(configured if isinstance(configured, int) else energy["activity"]["epochs"][-1]["selected_pattern"])
+    read = {l: act[l]["read_energy_per_sample_fJ"][chosen] for l in quantized}
+    top = rows["activation energy is highest in the first quantized layer"]["measured"]
+    assert top["read_fJ"] == pytest.approx(read) and top["highest"] == max(read, key=read.get)
+    cmos = energy["activity"]["epochs"][-1]["cmos"]["ann_over_snn"]
+    assert rows["energy efficiency vs the ANN (45 nm CMOS)"]["measured"] == pytest.approx(cmos)
+    # no FP32 baseline in this sweep: the relative accuracy claims say so
+    assert rows["2/3/4-bit within a small margin of FP32, if_hard"]["verdict"] == "not measured"

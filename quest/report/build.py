@@ -9,8 +9,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Sequence
 
+from quest.report import claims as cl
 from quest.report import energy as en
 from quest.report import figures as fg
+from quest.report import health as hl
 from quest.report import markdown as md
 from quest.report.jobs import (
     REPORT_FIGS,
@@ -27,7 +29,7 @@ from quest.report.jobs import (
     varying_settings,
 )
 from quest.report.pareto import pareto_front
-from quest.results import RESULTS_FILE
+from quest.results import RESULTS_FILE, write_json_atomic
 
 REPORT_FILE = "report.md"
 PER_RUN_CHOICES = ("auto", "all", "none")
@@ -433,6 +435,9 @@ def network_figures(ctx: Context, net: Network) -> list[str]:
                                       "read energy - layer mean (fJ per inference sample)",
                                       out / "read_energy.png", shown_note(shown, totals), centered=True)
         lines.append(md.image(path, ctx.root, "read energy per layer and pattern"))
+    history = hl.health_history(job)
+    if history:
+        lines.append(md.image(hl.health_figure(history, out / "layer_health.png"), ctx.root, "layer health"))
     return lines
 
 
@@ -482,9 +487,12 @@ def write_report(folder: str | Path, per_run: str = "auto") -> Path:
         raise FileNotFoundError(f"{root}: no such folder")
     ctx = build_context(root)
     shutil.rmtree(ctx.figs, ignore_errors=True)  # figures of an earlier report
+    claim_rows = cl.claims(ctx.jobs)
+    write_json_atomic(root / cl.CLAIMS_FILE, claim_rows)
     sections = [
         header(ctx), jobs_section(ctx), unfinished_section(ctx), networks_section(ctx),
-        not_realizable_section(ctx), accuracy_section(ctx), seeds_section(ctx), pareto_section(ctx),
+        not_realizable_section(ctx), cl.claims_section(claim_rows, ctx.job_ids), accuracy_section(ctx),
+        seeds_section(ctx), pareto_section(ctx),
         across_networks_section(ctx), cmos_section(ctx), per_run_section(ctx, per_run),
     ]
     report = root / REPORT_FILE

@@ -1,0 +1,24 @@
+"""The CPU-scale reproduction's sweep config (sweeps/sweep/cpu_reproduction.yaml, reproduction/run.sh)."""
+from __future__ import annotations
+
+from conftest import ROOT
+
+
+def test_cpu_reproduction_is_the_paper_recipe_at_width_quarter(compose_cfg):
+    cfg = compose_cfg(["+sweep=cpu_reproduction", "precision='3'", "neuron=lif_soft"])
+    assert (cfg.data.source, cfg.data.val_size, cfg.data.batch_size, cfg.data.drop_last) == ("npz", 0, 256, True)
+    assert cfg.data.path.endswith("shared/data/cifar10/cifar10.npz")
+    assert (cfg.model.width_mult, cfg.model.layers[0], cfg.encoding.time_steps) == (0.25, 128, 4)
+    assert (cfg.module.lr, cfg.module.weight_decay, cfg.module.scheduler) == (0.001, 0.0001, "cosine")
+    assert cfg.module.start_spike_rate is None  # the paper's init unless the remedy is asked for
+    assert (cfg.trainer.accelerator, cfg.trainer.max_epochs, cfg.test_ckpt) == ("cpu", 20, "last")
+    assert (cfg.precision.bits, cfg.neuron.name) == (3, "lif_soft")
+    assert list(cfg.logger) == ["csv"]
+    assert dict(cfg.hydra.sweeper.params) == {"precision": "'2','3','4',fp32", "neuron": "if_hard"}
+
+
+def test_run_script_covers_the_grid():
+    script = (ROOT / "reproduction" / "run.sh").read_text()
+    assert "precision=2,3,4,fp32 neuron=if_hard" in script
+    assert "precision=2 neuron=if_soft,lif_hard,lif_soft" in script
+    assert "precision=3,4 neuron=if_hard module.start_spike_rate=0.1" in script
