@@ -28,7 +28,7 @@ from quest.config_checks import validate_config
 from quest.lit_module import NonFiniteLossError, QuestModule
 from quest.loggers import build_loggers
 from quest.monitors.energy_file import reselect_pattern, summarize_energy
-from quest.results import ENERGY_FILE, RESULTS_FILE, is_completed, read_json, write_json_atomic
+from quest.results import ENERGY_FILE, RESULTS_FILE, is_completed, read_json, source_commit, write_json_atomic
 
 log = logging.getLogger("quest")
 
@@ -97,6 +97,7 @@ def train(cfg: DictConfig) -> float | None:
         "run_name": run_name,
         "overrides": [o.replace("'", "") for o in HydraConfig.get().overrides.task] if HydraConfig.initialized() else [],
         "config": OmegaConf.to_container(cfg, resolve=True),
+        "source": source_commit(),  # the code that trains: quest-export copies it into its files
     }
     write_json_atomic(out / RESULTS_FILE, record)
     if multirun and reuse_pattern_sibling(cfg, out, record):
