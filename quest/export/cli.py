@@ -42,6 +42,10 @@ def _map(args: argparse.Namespace, run: TrainedRun) -> list[Path]:
 
 
 def _nir(args: argparse.Namespace, run: TrainedRun) -> list[Path]:
+    try:
+        import nir  # noqa: F401
+    except ImportError:
+        raise ExportError("quest-export nir needs the nir package: pip install 'quest-snn[export]'") from None
     from quest.export.device import cell_mapping
     from quest.export.nir_graph import to_nir, write_nir
     from quest.export.programming_map import selected_pattern
@@ -85,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run = load_run(args.checkpoint)
         written = _map(args, run) if args.command == "map" else _nir(args, run)
-    except (ExportError, ImportError) as e:
+    except ExportError as e:
         print(f"quest-export: error: {str(e).splitlines()[0]}", file=sys.stderr)
         return 2
     for path in written:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from omegaconf import OmegaConf
 
 from quest.export.device import CellMapping, cell_mapping
 from quest.export.run import ExportError, TrainedRun
@@ -152,7 +153,7 @@ def build_map(run: TrainedRun, pattern: int | None = None) -> tuple[dict[str, np
             "cost_fJ": cells.cost_fJ.tolist(),
         },
         "precision": {"bits": bits, "q_max": cells.levels[-1], "levels": list(cells.levels)},
-        "neuron": dict(cfg.neuron) if "neuron" in cfg else None,
+        "neuron": OmegaConf.to_container(cfg.neuron, resolve=True) if "neuron" in cfg else None,
         "time_steps": model.time_steps,
         "encoding": {"name": type(model.encoder).__name__, "static": bool(model.encoder.is_static),
                      "mean": list(cfg.data.mean), "std": list(cfg.data.std)},
