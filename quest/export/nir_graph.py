@@ -49,32 +49,25 @@ def _pair(v: Any) -> np.ndarray:
     return np.repeat(v, 2) if v.size == 1 else v
 
 
-def unrepresentable(run: TrainedRun) -> list[str]:
-    """What of the run's net NIR 1.0 cannot represent exactly, one phrase per kind (empty: exact)."""
+def unrepresentable(run: TrainedRun) -> list[tuple[str, str]]:
+    """What of the run's net NIR 1.0 cannot represent exactly: (reason, what --lossy exports
+    instead) per kind; empty when the export is exact."""
     model = run.model
-    reasons = []
-    soft = [n for n, b in zip(model.block_names, model.blocks) if b.neuron.soft_reset]
+    found = []
+    soft = ", ".join(n for n, b in zip(model.block_names, model.blocks) if b.neuron.soft_reset)
     if soft:
-        reasons.append(f"soft reset ({', '.join(soft)}): NIR 1.0's IF/LIF reset to v_reset")
-    quantized = [n for n, b in zip(model.block_names, model.blocks) if b.quantize_membrane]
+        found.append((f"soft reset ({soft}): NIR 1.0's IF/LIF reset to v_reset",
+                      f"soft reset ({soft}) exported as a reset to zero (U_t = lambda H_t (1 - S_t))"))
+    quantized = ", ".join(n for n, b in zip(model.block_names, model.blocks) if b.quantize_membrane)
     if quantized:
-        reasons.append(f"MINT membrane quantisation ({', '.join(quantized)}): it rounds and saturates at +-alpha, "
-                       "NIR's membrane is real-valued (train with precision.quantize_membrane=false or model=vgg8_avgpool)")
+        found.append((f"MINT membrane quantisation ({quantized}): it rounds and saturates at +-alpha, NIR's membrane "
+                      "is real-valued (train with precision.quantize_membrane=false or model=vgg8_avgpool)",
+                      f"MINT membrane quantisation ({quantized}) dropped: the exported membrane is real-valued"))
     if not model.encoder.is_static:
-        reasons.append(f"{type(model.encoder).__name__} (stochastic spike encoding): NIR 1.0 has no such node")
-    return reasons
-
-
-def _approximations(reasons: list[str]) -> list[str]:
-    out = []
-    for r in reasons:
-        if r.startswith("soft reset"):
-            out.append(r.split(":")[0] + " exported as a reset to zero (U_t = lambda H_t (1 - S_t))")
-        elif r.startswith("MINT"):
-            out.append(r.split(":")[0] + " dropped: the exported membrane is real-valued")
-        else:
-            out.append(r.split(":")[0] + ": the graph's input is the encoded spike train, the encoder is not exported")
-    return out
+        name = type(model.encoder).__name__
+        found.append((f"{name} (stochastic spike encoding): NIR 1.0 has no such node",
+                      f"{name}: the graph's input is the encoded spike train, the encoder is not exported"))
+    return found
 
 
 def _neuron_node(neuron: Any, shape: tuple[int, ...], dt: float, meta: dict[str, Any]) -> Any:
@@ -95,9 +88,10 @@ def to_nir(run: TrainedRun, input_shape: tuple[int, int, int], lossy: bool = Fal
     `lossy`. `pattern`: a quest.export.device.CellMapping for the node metadata (or None)."""
     import nir
 
-    reasons = unrepresentable(run)
-    if reasons and not lossy:
-        raise ExportError("not representable in NIR 1.0: " + "; ".join(reasons) + " (export with --lossy to approximate)")
+    found = unrepresentable(run)
+    if found and not lossy:
+        raise ExportError("not representable in NIR 1.0: " + "; ".join(r for r, _ in found)
+                          + " (export with --lossy to approximate)")
     model = run.model
     nodes: dict[str, Any] = {"input": nir.Input(input_type={"input": np.array(input_shape)})}
     edges: list[tuple[str, str]] = []
@@ -164,8 +158,8 @@ def to_nir(run: TrainedRun, input_shape: tuple[int, int, int], lossy: bool = Fal
         edges.append((last, "output"))
     provenance = run.provenance()
     meta = {
-        "quest.exact": not reasons,
-        "quest.approximations": json.dumps(_approximations(reasons)),
+        "quest.exact": not found,
+        "quest.approximations": json.dumps([a for _, a in found]),
         "quest.time_steps": model.time_steps,
         "quest.dt_s": dt,
         "quest.discretisation": "forward Euler with dt; IF: R = 1/dt; LIF: tau = dt / (1 - leak), R = tau/dt, "
