@@ -40,7 +40,7 @@ from quest.loggers import build_loggers
 from quest.device.mapping import DeviceMapping
 from quest.energy.record import headline, reselect_pattern
 from quest.run_folder import discard_if_fresh
-from quest.results import ENERGY_FILE, RESULTS_FILE, is_completed, read_json, write_json_atomic
+from quest.results import ENERGY_FILE, RESULTS_FILE, is_completed, read_json, source_commit, write_json_atomic
 
 log = logging.getLogger("quest")
 
@@ -134,6 +134,7 @@ def train(cfg: DictConfig) -> float | None:
         "run_name": run_name,
         "overrides": [o.replace("'", "") for o in HydraConfig.get().overrides.task] if HydraConfig.initialized() else [],
         "config": OmegaConf.to_container(cfg, resolve=True),
+        "source": source_commit(),  # the code that trains: quest-export copies it into its files
     }
     write_json_atomic(out / RESULTS_FILE, record)
     if multirun and reuse_pattern_sibling(cfg, out, record):

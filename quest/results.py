@@ -68,3 +68,19 @@ def is_completed(run_dir: str | Path) -> bool:
     """True when the folder's results.json says the run completed."""
     data = read_json(Path(run_dir) / RESULTS_FILE)
     return bool(data) and data.get("status") == "completed"
+
+
+def source_commit(root: str | Path | None = None) -> dict[str, Any]:
+    """The git commit of the code (the repository holding this package, or `root`) and whether the
+    work tree had uncommitted changes; {"commit": None} outside a git checkout (a wheel install)."""
+    import subprocess
+
+    where = Path(root) if root is not None else Path(__file__).resolve().parents[1]
+    try:
+        commit = subprocess.run(["git", "-C", str(where), "rev-parse", "HEAD"], capture_output=True,
+                                text=True, timeout=10, check=True).stdout.strip()
+        status = subprocess.run(["git", "-C", str(where), "status", "--porcelain", "--untracked-files=no"],
+                                capture_output=True, text=True, timeout=10, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+    return {"commit": commit, "dirty": bool(status.strip())}

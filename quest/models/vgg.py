@@ -1,12 +1,15 @@
 """Spiking VGG built from a layer list, REFERENCE.md section 2.
 
-`layers` lists conv widths and "M" (maxpool 2). The first conv is the encoding layer: full
-precision, soft reset, membrane not quantized. Every later conv is quantized to `bits` (device
+`layers` lists conv widths and "M" (a 2 x 2 pool after the conv before it: max pooling, or
+average pooling with `pool="avg"`). The first conv is the encoding layer: full precision, soft
+reset (hard with `encoding_reset="hard"`), membrane not quantized. Every later conv is quantized to `bits` (device
 layers). After the last conv an adaptive average pool to `pool_out` x `pool_out`, then a
 full-precision linear head (with bias, no neuron between its layers) gives logits at every step.
 
 QUEST's VGG8: layers [128, 128, M, 256, 256, M, 512, 512], pool_out 4, head_hidden [1024].
 MINT's VGG9: layers [64, 64, M, 128, 128, M, 256, 256, 256], pool_out 1, head_hidden [].
+The NIR-exact variant (conf/model/vgg8_avgpool.yaml, quest/export/nir_graph.py) pools by average
+and resets the encoding neuron to zero: every operation then has a NIR 1.0 node.
 """
 from __future__ import annotations
 
@@ -19,18 +22,22 @@ from quest.snn.encoding import Encoder
 from quest.snn.layers import SpikingConv
 from quest.snn.neurons import NEURONS, SpikingNeuron, neuron_leak
 
+POOLS = ("max", "avg")
+ENCODING_RESETS = ("soft", "hard")
+
 
 def make_neuron(spec: Mapping[str, Any], soft_reset: bool | None = None) -> SpikingNeuron:
     """Neuron from its config: {name, theta, leak, surrogate, detach_reset, backend}.
 
-    With soft_reset=True, the soft-reset neuron of the same leak (the encoding layer's neuron).
+    With soft_reset=True (False), the soft-reset (hard-reset) model of the same leak (the encoding
+    layer's neuron); None keeps the configured model.
     """
     spec = dict(spec)
     name = spec.pop("name")
     if name not in NEURONS:
         raise ValueError(f"neuron.name={name!r}: allowed {sorted(NEURONS)}")
-    if soft_reset:
-        spec.update(leak=neuron_leak({"name": name, **spec}), reset="soft")
+    if soft_reset is not None:
+        spec.update(leak=neuron_leak({"name": name, **spec}), reset="soft" if soft_reset else "hard")
         return SpikingNeuron(**spec)
     return NEURONS[name](**spec)
 
@@ -51,10 +58,17 @@ class SpikingVGG(nn.Module):
         head_hidden: Sequence[int] = (1024,),
         width_mult: float = 1.0,
         channels_last: bool = False,
+        pool: str = "max",
+        encoding_reset: str = "soft",
     ) -> None:
         super().__init__()
         if not layers or layers[0] == "M":
             raise ValueError(f"model.layers={list(layers)}: must start with a conv width")
+        if pool not in POOLS:
+            raise ValueError(f"model.pool={pool!r}: allowed {list(POOLS)}")
+        if encoding_reset not in ENCODING_RESETS:
+            raise ValueError(f"model.encoding_reset={encoding_reset!r}: allowed {list(ENCODING_RESETS)}")
+        self.pool_kind = pool
         self.encoder = encoder
         self.time_steps = encoder.time_steps
         self.bits = bits
@@ -63,6 +77,7 @@ class SpikingVGG(nn.Module):
         self.block_names: list[str] = []
         channels = in_channels
         specs = list(layers)
+        after_avg = False  # the input of a layer after an average pool is not spikes (0/1)
         for i, item in enumerate(specs):
             if item == "M":
                 continue
@@ -71,14 +86,17 @@ class SpikingVGG(nn.Module):
             width = max(1, round(item * width_mult))
             followed_by_pool = i + 1 < len(specs) and specs[i + 1] == "M"
             first = not self.blocks
+            window = (nn.MaxPool2d(2) if pool == "max" else nn.AvgPool2d(2)) if followed_by_pool else None
             block = SpikingConv(
                 channels,
                 width,
-                make_neuron(neuron, soft_reset=True if first else None),
+                make_neuron(neuron, soft_reset=(encoding_reset == "soft") if first else None),
                 bits=None if first else bits,
                 quantize_membrane=quantize_membrane,
-                pool=nn.MaxPool2d(2) if followed_by_pool else None,
+                pool=window,
+                spike_input=False if after_avg else None,
             )
+            after_avg = followed_by_pool and pool == "avg"
             self.blocks.append(block)
             self.block_names.append(f"conv{len(self.blocks)}")
             channels = width
@@ -100,6 +118,26 @@ class SpikingVGG(nn.Module):
     def device_layers(self) -> list[tuple[str, SpikingConv]]:
         """The layers a device holds: every spiking conv after the encoding layer."""
         return list(zip(self.block_names[1:], list(self.blocks)[1:]))
+
+    @torch.no_grad()
+    def integer_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits [T, B, K] with every device layer run in integers (SpikingConv.integer_forward,
+        quest/snn/integer_inference.py); the encoding layer and the head in full precision."""
+        if self.pool_kind != "max":
+            raise ValueError("integer inference needs spike inputs: with model.pool=avg a layer's input is an average")
+        inp = self.encoder(x)
+        static = self.encoder.is_static
+        for i, block in enumerate(self.blocks):
+            if i == 0:
+                inp = block(inp, self.time_steps, static=static)
+                continue
+            spikes, _ = block.integer_forward(inp)
+            if block.pool is not None:
+                spikes = block.pool(spikes.flatten(0, 1).float()).unflatten(0, spikes.shape[:2])
+            inp = spikes.float()
+        t, b = inp.shape[:2]
+        features = self.pool(inp.flatten(0, 1)).flatten(1)
+        return self.head(features).unflatten(0, (t, b))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: normalised images [B, C, H, W] -> logits [T, B, num_classes]."""

@@ -16,6 +16,7 @@ needs no multiplier: additions and comparisons only.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 
@@ -44,27 +45,55 @@ def _table(values: list[float], device: torch.device) -> torch.Tensor:
     )
 
 
-def integer_scan(
-    current: torch.Tensor, theta: float, leak: float, soft_reset: bool, alpha: float, q_max: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Integer currents [T, ...] (int64) -> (spikes [T, ...] bool, membrane levels [T, ...] int64)."""
+@dataclass(frozen=True)
+class ScanTables:
+    """Everything the integer scan compares with: the integer threshold and the requantization
+    tables of the reset membrane (no spike: `quiet`; soft-reset spike: `fired`), each [2Q] int64."""
+
+    threshold: int  # spike when H > threshold, threshold = floor(theta / s)
+    quiet: torch.Tensor
+    fired: torch.Tensor
+    soft_reset: bool
+    q_max: int
+
+
+def scan_tables(theta: float, leak: float, soft_reset: bool, alpha: float, q_max: int,
+                device: torch.device | str = "cpu") -> ScanTables:
+    """The integer threshold and tables of a layer with threshold theta, leak and scale alpha / Q."""
     theta_int = theta * q_max / alpha
-    threshold = math.floor(theta_int)  # integer H > theta_int  <=>  H > floor(theta_int)
     bounds = requant_boundaries(alpha, q_max)
     # no spike: v = leak * H;  soft spike: v = leak * (H - theta_int);  hard spike: v = 0 -> level 0
-    quiet = _table([c / leak for c in bounds], current.device)
-    fired = _table([c / leak + theta_int for c in bounds], current.device)
+    return ScanTables(
+        threshold=math.floor(theta_int),  # integer H > theta_int  <=>  H > floor(theta_int)
+        quiet=_table([c / leak for c in bounds], torch.device(device)),
+        fired=_table([c / leak + theta_int for c in bounds], torch.device(device)),
+        soft_reset=soft_reset,
+        q_max=q_max,
+    )
+
+
+def integer_scan_tables(current: torch.Tensor, tables: ScanTables) -> tuple[torch.Tensor, torch.Tensor]:
+    """Integer currents [T, ...] (int64) -> (spikes [T, ...] bool, membrane levels [T, ...] int64)."""
+    quiet, fired = tables.quiet.to(current.device), tables.fired.to(current.device)
     k = torch.zeros_like(current[0])
     spikes, levels = [], []
     for t in range(current.shape[0]):
         h = current[t] + k
-        s = h > threshold
-        k_quiet = (h.unsqueeze(-1) >= quiet).sum(-1) - q_max
-        if soft_reset:
-            k_fired = (h.unsqueeze(-1) >= fired).sum(-1) - q_max
+        s = h > tables.threshold
+        # #{j : h >= c_j} over the non-decreasing table: a binary search, not a [..., 2Q] compare
+        k_quiet = torch.searchsorted(quiet, h, right=True) - tables.q_max
+        if tables.soft_reset:
+            k_fired = torch.searchsorted(fired, h, right=True) - tables.q_max
         else:
             k_fired = torch.zeros_like(h)
         k = torch.where(s, k_fired, k_quiet)
         spikes.append(s)
         levels.append(k)
     return torch.stack(spikes), torch.stack(levels)
+
+
+def integer_scan(
+    current: torch.Tensor, theta: float, leak: float, soft_reset: bool, alpha: float, q_max: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Integer currents [T, ...] (int64) -> (spikes [T, ...] bool, membrane levels [T, ...] int64)."""
+    return integer_scan_tables(current, scan_tables(theta, leak, soft_reset, alpha, q_max, current.device))

@@ -1,0 +1,3 @@
+from quest.export.cli import main
+
+raise SystemExit(main())
