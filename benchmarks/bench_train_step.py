@@ -704,16 +704,20 @@ def main(argv: list[str] | None = None) -> None:
     if args.child:
         child_memory(args)
         return
-    report = run(args)
-    table = markdown(report)
+    publish(run(args), markdown, args.out)
+
+
+def publish(report: dict[str, Any], to_markdown: Callable[[dict[str, Any]], str], out: str | None) -> None:
+    """Print the report's table; with `out`, write PATH.json (the report) and PATH.md (the table)."""
+    table = to_markdown(report)
     print()
     print(table)
-    if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
-        out.with_suffix(".md").write_text(table)
-        print(f"wrote {out.with_suffix('.json')} and {out.with_suffix('.md')}")
+    if out:
+        path = Path(out)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
+        path.with_suffix(".md").write_text(table)
+        print(f"wrote {path.with_suffix('.json')} and {path.with_suffix('.md')}")
 
 
 if __name__ == "__main__":
