@@ -60,7 +60,7 @@ def _load(path: Path) -> tuple[dict[str, Any], bool]:
     """A YAML file's content (interpolations unresolved) and whether it is a global package."""
     text = path.read_text()
     data = OmegaConf.to_container(OmegaConf.load(path), resolve=False) or {}
-    return (data if isinstance(data, dict) else {}), GLOBAL_PACKAGE in text.split("\n", 3)[0] + text[:400]
+    return (data if isinstance(data, dict) else {}), GLOBAL_PACKAGE in text[:400]
 
 
 def group_dirs(conf_dir: Path, extra_dirs: Iterable[Path] = ()) -> dict[str, Path]:
@@ -72,21 +72,36 @@ def group_dirs(conf_dir: Path, extra_dirs: Iterable[Path] = ()) -> dict[str, Pat
 
 
 @lru_cache(maxsize=4)
+def default_options(conf_dir: Path) -> dict[str, Any]:
+    """Group -> the option conf/train.yaml's defaults list selects (None: no option)."""
+    root = OmegaConf.to_container(OmegaConf.load(Path(conf_dir) / "train.yaml"), resolve=False) or {}
+    chosen: dict[str, Any] = {}
+    for entry in root.get("defaults", []) if isinstance(root, dict) else []:
+        if isinstance(entry, dict):
+            chosen.update(entry)
+    return chosen
+
+
+@lru_cache(maxsize=4)
 def known_tree(conf_dir: Path, extra_dirs: tuple[Path, ...] = ()) -> dict[str, Any]:
-    """Every key any config file can set, with the default values it takes."""
+    """Every key any config file can set, with the values it takes (the default run's first)."""
     root, _ = _load(conf_dir / "train.yaml")
     tree: dict[str, Any] = {}
     _merge(tree, {k: v for k, v in root.items() if k != "hydra"})
+    chosen = default_options(conf_dir)
+    global_files = []
     for group, folder in group_dirs(conf_dir, extra_dirs).items():
-        for path in sorted(folder.glob("*.yaml")):
+        for path in sorted(folder.glob("*.yaml"), key=lambda p: (p.stem != str(chosen.get(group)), p.stem)):
             data, is_global = _load(path)
-            if is_global:
-                _merge(tree, {k: v for k, v in data.items() if k != "hydra"})
-            else:
-                node = tree.get(group)
-                if not isinstance(node, dict):
-                    tree[group] = node = {}
-                _merge(node, data)
+            if is_global:  # experiment, debug, sweep: they set keys of other groups, after those
+                global_files.append(data)
+                continue
+            node = tree.get(group)
+            if not isinstance(node, dict):
+                tree[group] = node = {}
+            _merge(node, data)
+    for data in global_files:
+        _merge(tree, {k: v for k, v in data.items() if k != "hydra"})
     return tree
 
 
@@ -123,9 +138,9 @@ def _type_error(value: Any, leaf: _Leaf, param: inspect.Parameter | None) -> str
     if value is None or (isinstance(value, str) and "${" in value) or not leaf.examples:
         return None
     kinds = {type(v) for v in leaf.examples}
-    annotation = str(param.annotation) if param is not None else ""
-    if kinds & {str, list, dict}:
-        return None
+    annotation = str(param.annotation) if param is not None and param.annotation is not param.empty else ""
+    if kinds & {str, list, dict} or type(value).__name__ in annotation:
+        return None  # e.g. trainer.devices=auto: the constructor takes a str there too
     default = leaf.examples[0]
     if bool in kinds:
         fits = isinstance(value, bool) or ("int" in annotation and isinstance(value, int))
@@ -214,11 +229,7 @@ def check_override_keys(argv: Sequence[str], conf_dir: Path, extra_dirs: Sequenc
 
 def group_listing(conf_dir: Path, extra_dirs: Sequence[Path] = ()) -> str:
     """`group: option, ... (default: x)` per config group, for `python train.py --help`."""
-    root = OmegaConf.to_container(OmegaConf.load(Path(conf_dir) / "train.yaml"), resolve=False) or {}
-    defaults: dict[str, Any] = {}
-    for entry in root.get("defaults", []) if isinstance(root, dict) else []:
-        if isinstance(entry, dict):
-            defaults.update(entry)
+    defaults = default_options(Path(conf_dir))
     lines = []
     for group, folder in group_dirs(Path(conf_dir), [Path(d) for d in extra_dirs]).items():
         options = sorted(p.stem for p in folder.glob("*.yaml"))

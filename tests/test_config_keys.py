@@ -42,7 +42,7 @@ def test_unknown_keys_and_wrong_types_are_refused(argv, expected):
         ["-m", "precision=2,3", "neuron=if_hard,lif_soft", "seed=1,2,3"],
         ["+sweep=precision_neuron", "hydra.sweep.dir=/tmp/x", "hydra/launcher=quest_slurm"],
         ["neuron.theta=1", "neuron.leak=0.5", "encoding.time_steps=2", "model.width_mult=0.25"],
-        ["+trainer.profiler=simple", "trainer.limit_train_batches=5", "trainer.precision=16"],
+        ["+trainer.profiler=simple", "trainer.limit_train_batches=5", "trainer.precision=16", "trainer.devices=auto"],
         ["+callbacks.poison._target_=helpers.callbacks.PoisonWeightsAtEpoch", "+callbacks.poison.epoch=1"],
         ["logger.wandb.tags=[a,b]", "callbacks.transition_monitor.windows.early=[0,5]", "ckpt_path=null"],
         ["data=cifar10_npz", "data.path=/x.npz", "neuron.surrogate=atan", "objectives=[test_acc]"],

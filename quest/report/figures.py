@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import statistics
+import textwrap
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -154,7 +155,7 @@ def pareto_figure(
     use_log_scale(ax, [p[1] for p in points], axis="x", spread=20.0)
     ax.set_xlabel("device energy per sample (fJ): write + read, selected pattern")
     ax.set_ylabel("test accuracy (%)")
-    ax.set_title("accuracy / device energy" + (f"\n({note})" if note else ""), fontsize=10)
+    ax.set_title("accuracy / device energy" + ("\n" + textwrap.fill(f"({note})", 90) if note else ""), fontsize=9)
     ax.legend(fontsize=8, loc="best")
     ax.margins(0.15)
     ax.grid(alpha=0.3)
@@ -252,6 +253,13 @@ def pattern_bars_figure(
     return save(fig, path)
 
 
+def change_shares(counts: Sequence[Sequence[int]]) -> list[list[float]]:
+    """Each i -> j count in % of the layer's changes (i != j); the diagonal is NaN."""
+    k = len(counts)
+    changes = sum(counts[i][j] for i in range(k) for j in range(k) if i != j)
+    return [[100 * counts[i][j] / changes if changes and i != j else math.nan for j in range(k)] for i in range(k)]
+
+
 def transitions_figure(
     layers: Mapping[str, tuple[Sequence[Sequence[int]], float, float]], levels: Sequence[int], path: Path
 ) -> Path:
@@ -262,12 +270,15 @@ def transitions_figure(
     layers: layer -> (transition counts k x k, share of updates that change, non-adjacent share).
     """
     k = len(levels)
+    shares = {layer: change_shares(counts) for layer, (counts, _, _) in layers.items()}
+    top = max((v for share in shares.values() for row in share for v in row if not math.isnan(v)), default=100.0)
+    vmax = min(100.0, 10.0 * math.ceil(top / 10.0)) or 100.0  # one colour scale for all panels, fitted to the data
     size = 3.4 if k <= 3 else 0.55 * k + 1.2
-    fig, axes = new_figure(len(layers), size, size - 0.1, max_cols=5)
+    fig, axes = new_figure(len(layers), size, size - 0.1, max_cols=5 if k <= 3 else 3)
     for ax, (layer, (counts, changed, non_adjacent)) in zip(axes, layers.items()):
         changes = sum(counts[i][j] for i in range(k) for j in range(k) if i != j)
-        share = [[100 * counts[i][j] / changes if changes and i != j else math.nan for j in range(k)] for i in range(k)]
-        image = ax.imshow(share, cmap="Blues", vmin=0, vmax=100)
+        share = shares[layer]
+        image = ax.imshow(share, cmap="Blues", vmin=0, vmax=vmax)
         for i in range(k):
             for j in range(k):
                 if i == j:
@@ -278,7 +289,7 @@ def transitions_figure(
                 if k <= 3 or counts[i][j]:
                     value = share[i][j] if changes else 0.0
                     ax.text(j, i, f"{value:.1f}", ha="center", va="center", fontsize=7 if k <= 3 else 6,
-                            color="white" if value > 60 else "black")
+                            color="white" if value > 0.6 * vmax else "black")
         ticks = [f"{v:+d}" if v else "0" for v in levels]
         ax.set_xticks(range(k), ticks)
         ax.set_yticks(range(k), ticks)
