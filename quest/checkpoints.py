@@ -105,7 +105,7 @@ class LastCheckpoint(Checkpoint):
 
     # -- saving ------------------------------------------------------------------------------
     def save(self, trainer: L.Trainer) -> None:
-        if self._saved_step == trainer.global_step and self.path.exists():
+        if self._saved_step == trainer.global_step:  # the same on every process (a collective save under DDP)
             return
         trainer.save_checkpoint(self.path)
         self._saved_step = trainer.global_step

@@ -27,7 +27,7 @@ from hydra.types import RunMode
 from hydra.utils import get_object, instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 from quest.checkpoints import (
@@ -128,6 +128,10 @@ def train(cfg: DictConfig) -> float | None:
         done = read_json(out / RESULTS_FILE) or {}
         log.info("skipping %s: completed in an earlier run of this sweep", out.name)
         return objective_values(cfg, done)
+    resume_from = resume_interrupted_job(cfg, out) if multirun and cfg.get("skip_completed") else None
+    if resume_from is not None:
+        with open_dict(cfg):
+            cfg.ckpt_path = resume_from
     record: dict[str, Any] = {
         "status": "running",
         "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -136,6 +140,8 @@ def train(cfg: DictConfig) -> float | None:
         "config": OmegaConf.to_container(cfg, resolve=True),
         "source": source_commit(),  # the code that trains: quest-export copies it into its files
     }
+    if resume_from is not None:
+        record["resumed_from"] = resume_from
     write_json_atomic(out / RESULTS_FILE, record)
     if multirun and reuse_pattern_sibling(cfg, out, record):
         return objective_values(cfg, record)
@@ -178,7 +184,8 @@ def train(cfg: DictConfig) -> float | None:
         trainer.test(parts.module, parts.datamodule, ckpt_path=test_from, verbose=False)
     except (RunInterrupted, KeyboardInterrupt, SystemExit) as e:  # SystemExit: Lightning's answer to Ctrl+C
         _finish_loggers(trainer)
-        interrupted(record, out, e, last, trainer)
+        interrupted(record, out, e, last, trainer, exit_process=not (multirun and own_process_job()))
+        return None
     except NonFiniteLossError as e:
         _finish_loggers(trainer)
         fail("non-finite loss", f"{e}; {resume_hint(last)}", 1)
@@ -244,8 +251,9 @@ def resume_hint(last: LastCheckpoint | None) -> str:
 
 
 def interrupted(record: dict[str, Any], out: Path, err: BaseException, last: LastCheckpoint | None,
-                trainer: L.Trainer) -> None:
-    """Record status "interrupted" with the signal and the checkpoint, then exit 128 + signal number."""
+                trainer: L.Trainer, exit_process: bool = True) -> None:
+    """Record status "interrupted" with the signal and the checkpoint, then exit 128 + signal number
+    (a sweep job in its own process returns instead: the sweep's summary reports it, and exits 1)."""
     if isinstance(err, RunInterrupted):
         name = err.signame
     elif isinstance(err, SIGTERMException):
@@ -265,7 +273,8 @@ def interrupted(record: dict[str, Any], out: Path, err: BaseException, last: Las
         write_json_atomic(out / RESULTS_FILE, record)
     hint = f"resume with ckpt_path={checkpoint}" if checkpoint else "no checkpoint to resume from"
     log.error("interrupted by %s after %d steps; %s", name, trainer.global_step, hint)
-    raise SystemExit(128 + int(getattr(signal.Signals, name, signal.SIGTERM)))
+    if exit_process:
+        raise SystemExit(128 + int(getattr(signal.Signals, name, signal.SIGTERM)))
 
 
 def publish_report(trainer: L.Trainer, out: Path, multirun: bool) -> None:
@@ -301,6 +310,21 @@ def objective_values(cfg: DictConfig, record: dict[str, Any]) -> Any:
             return None
         values.append(float(value))
     return values[0] if len(values) == 1 else values
+
+
+def resume_interrupted_job(cfg: DictConfig, out: Path) -> str | None:
+    """A re-run sweep job whose earlier run was interrupted continues from its last.ckpt."""
+    earlier = read_json(out / RESULTS_FILE) or {}
+    checkpoint = earlier.get("resume_checkpoint")
+    if earlier.get("status") != "interrupted" or cfg.get("ckpt_path") or not checkpoint or not Path(checkpoint).is_file():
+        return None
+    log.info("resuming %s from %s (interrupted by %s)", out.name, checkpoint, earlier.get("signal"))
+    return str(checkpoint)
+
+
+def own_process_job() -> bool:
+    """True when each sweep job runs in its own process (submitit), not in the sweep's process."""
+    return HydraConfig.initialized() and "submitit" in str(HydraConfig.get().launcher.get("_target_", ""))
 
 
 def training_identity(overrides: list[str]) -> list[str]:

@@ -65,9 +65,19 @@ def claim_new_folder(folder: Path) -> Path:
 
 
 def claim(config: DictConfig, key: str) -> Path:
-    """Claim the folder at `hydra.<key>`; a default one may be renamed, an explicit one must be free."""
+    """Claim the folder at `hydra.<key>` (one line and exit 2 when it cannot be created or is in use)."""
     node = config.hydra.run if key == "run.dir" else config.hydra.sweep
     folder = Path(str(node.dir))
+    try:
+        return _claim(config, key, node, folder)
+    except OSError as e:
+        print(f"config error: hydra.{key}={folder}: cannot create the folder ({e.strerror or e}); "
+              "choose a writable place", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _claim(config: DictConfig, key: str, node: DictConfig, folder: Path) -> Path:
+    """A default folder may be renamed (<time>_2), an explicit one must be free."""
     explicit = any(o.split("=", 1)[0] == f"hydra.{key}" for o in config.hydra.overrides.hydra)
     if not explicit:
         claimed = claim_new_folder(folder)

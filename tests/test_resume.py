@@ -2,6 +2,7 @@
 repeats and skips nothing, SIGTERM/SIGINT end "interrupted", a failed checkpoint write records itself."""
 from __future__ import annotations
 
+import json
 import resource
 import subprocess
 import sys
@@ -135,3 +136,28 @@ def test_checkpoint_write_failure_is_recorded_and_leaves_no_truncated_checkpoint
     for path in (tmp_path / "checkpoints").glob("*"):  # nothing, or whole checkpoints only
         assert not path.name.startswith("."), path
         load_ckpt(path)
+
+
+# -- a sweep through Hydra's submitit_local launcher (the SLURM code path without SLURM) -------------
+@pytest.mark.slow
+def test_submitit_sweep_with_a_sigterm_job_reports_it_and_the_rerun_resumes_it(tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    sweep = tmp_path / "sweep"
+    args = ["-m", "hydra/launcher=submitit_local", *TINY, "data.batch_size=20",
+            "+callbacks.trace._target_=helpers.callbacks.TraceAndSignal", "+callbacks.trace.signal=SIGTERM",
+            "+callbacks.trace.at_step=null,3", f"hydra.sweep.dir={sweep}"]
+    first = run_train(args)
+    assert first.returncode == 1, first.stderr[-3000:]  # one job did not complete
+    jobs = {read_results(p.parent)["config"]["callbacks"]["trace"]["at_step"]: p.parent for p in sweep.glob("*/results.json")}
+    assert read_results(jobs[None])["status"] == "completed"
+    stopped = read_results(jobs[3])
+    assert stopped["status"] == "interrupted" and stopped["signal"] == "SIGTERM" and stopped["global_steps"] == 4
+    assert stopped["resume_checkpoint"] == str(jobs[3] / "checkpoints" / "last.ckpt")
+
+    again = run_train(args)  # what a requeued SLURM sweep does: the same command
+    assert again.returncode == 0, again.stderr[-3000:]
+    resumed = read_results(jobs[3])
+    assert resumed["status"] == "completed" and resumed["resumed_from"] == stopped["resume_checkpoint"]
+    assert resumed["global_steps"] == 5 and resumed["epochs"] == 1
+    summary = json.loads((sweep / "sweep_summary.json").read_text())
+    assert summary["counts"] == {"completed": 2}

@@ -82,3 +82,13 @@ def test_a_run_that_never_started_leaves_no_folder(tmp_path, where):
     assert not (tmp_path / "new").exists()
     if where == "default":
         assert not list((tmp_path / "logs" / "runs").glob("*"))
+
+
+def test_a_folder_that_cannot_be_created_is_one_line(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    proc = run_train([*TINY, f"hydra.run.dir={blocker / 'run'}"])
+    assert proc.returncode == 2
+    lines = [l for l in (proc.stdout + proc.stderr).splitlines() if l.strip()]
+    assert lines == [f"config error: hydra.run.dir={blocker / 'run'}: cannot create the folder (Not a directory); "
+                     "choose a writable place"], lines

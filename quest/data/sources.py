@@ -60,7 +60,9 @@ def load_npz(path: str | Path, num_classes: int = 10) -> ImageArrays:
     path = Path(path)
     if not path.is_file():
         raise DataSourceError(f"data.path={path}: no such file")
-    if not zipfile.is_zipfile(path):
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if magic not in (b"PK\x03\x04", b"PK\x05\x06"):  # an npz is a zip (a damaged zip: "not a readable npz" below)
         raise DataSourceError(
             f"data.path={path}: not an npz file (an npz is a zip of .npy arrays {', '.join(NPZ_KEYS)})"
         )

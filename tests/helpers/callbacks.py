@@ -23,7 +23,7 @@ class TraceAndSignal(L.Callback):
     batch's labels, which identify the data order), and sends this process `signal` at the start
     of the batch after optimizer step `at_step` (SIGKILL: as `kill -9`)."""
 
-    def __init__(self, trace: str, at_step: int | None = None, signal: str = "SIGKILL") -> None:
+    def __init__(self, trace: str | None = None, at_step: int | None = None, signal: str = "SIGKILL") -> None:
         self.trace, self.at_step, self.signal = trace, at_step, signal
 
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int) -> None:
@@ -35,6 +35,8 @@ class TraceAndSignal(L.Callback):
             os.kill(os.getpid(), getattr(signal, self.signal))
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int) -> None:
+        if self.trace is None:
+            return
         labels = "".join(str(int(v)) for v in batch[1].tolist())
         with open(self.trace, "a") as f:
             f.write(f"{trainer.current_epoch} {batch_idx} {trainer.global_step} {labels}\n")
