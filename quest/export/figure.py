@@ -27,7 +27,7 @@ def programming_energy_figure(manifest: dict[str, Any], path: str | Path) -> Pat
     if again:
         total = manifest["reprogramming"]["total_fJ"] / 1e3
         ax.bar([x + width / 2 for x in xs], [again[n]["energy_fJ"] / 1e3 for n in names], width,
-               label=f"re-programming from the older map, total {total:.1f} pJ")
+               label=f"re-programming from {Path(manifest['reprogramming']['from']).name}, total {total:.1f} pJ")
     ax.set_xticks(list(xs), names)
     ax.set_ylabel("write energy (pJ)")
     dev = manifest["device"]

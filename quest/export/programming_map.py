@@ -180,6 +180,7 @@ def write_map(arrays: dict[str, np.ndarray], manifest: dict[str, Any], out_dir: 
     out.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(out / MAP_NPZ, **arrays)
     write_json_atomic(out / MAP_JSON, manifest)
+    (out / MAP_JSON).chmod(0o644)  # a file to hand on (the atomic write creates it private)
     return out / MAP_JSON
 
 
