@@ -93,8 +93,9 @@ class QuestModule(L.LightningModule):
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             for p in self.net.parameters():  # every process starts from rank 0's calibration
                 torch.distributed.broadcast(p.data, src=0)
-        for name, gain in self.start_gains.items():
-            self.log(f"start_gain/{name}", gain, on_step=True, on_epoch=False, rank_zero_only=True)
+        if self.trainer.is_global_zero:  # once, at step 0 (self.log would repeat it every logging step)
+            for lg in self.loggers:
+                lg.log_metrics({f"start_gain/{n}": g for n, g in self.start_gains.items()}, step=self.global_step)
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         loss, preds, y = self.model_step(batch)

@@ -107,3 +107,8 @@ def test_run_records_health_and_the_remedy_wakes_4_bit(tmp_path):
     init = _health(tmp_path / "fixed")[0]["layers"]
     for name in ("conv2", "conv3", "conv4", "conv5", "conv6"):
         assert 0.05 < init[name]["spike_rate_per_step"] < 0.2, (name, init[name])
+    import csv
+
+    rows = list(csv.DictReader(next((tmp_path / "fixed" / "csv").rglob("metrics.csv")).open()))
+    gains = [float(r["start_gain/conv6"]) for r in rows if r.get("start_gain/conv6")]
+    assert len(gains) == 1 and gains[0] > 1.0  # logged once, at step 0
