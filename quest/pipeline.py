@@ -30,6 +30,7 @@ from quest.lit_module import NonFiniteLossError, QuestModule
 from quest.not_training import changes_training
 from quest.loggers import build_loggers
 from quest.device.mapping import DeviceMapping
+from quest.device.patterns import ENUMERATION_LIMIT
 from quest.energy.record import headline, reselect_pattern
 from quest.results import ENERGY_FILE, RESULTS_FILE, is_completed, read_json, write_json_atomic
 
@@ -79,8 +80,12 @@ def build(cfg: DictConfig, run_name: str, group: str | None) -> RunParts:
 
 
 def device_mapping(cfg: DictConfig) -> DeviceMapping:
-    """The run's device mapping, built once from `device`, `precision.bits`, `neuron`, `pattern`."""
-    return DeviceMapping.from_config(cfg.device, cfg.precision.bits, cfg.neuron, cfg.pattern.selection)
+    """The run's device mapping, built once from `device`, `precision.bits`, `neuron`, `pattern`
+    (`+pattern.enumeration_limit=N`: search the best pattern above N patterns; default 50,000)."""
+    limit = cfg.pattern.get("enumeration_limit", ENUMERATION_LIMIT)
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise ValueError(f"pattern.enumeration_limit={limit!r}: must be an integer >= 1")
+    return DeviceMapping.from_config(cfg.device, cfg.precision.bits, cfg.neuron, cfg.pattern.selection, limit)
 
 
 def instantiate_callbacks(cfg: DictConfig) -> list[L.Callback]:
