@@ -31,7 +31,7 @@ from quest.not_training import changes_training
 from quest.loggers import build_loggers
 from quest.device.mapping import DeviceMapping
 from quest.device.patterns import ENUMERATION_LIMIT
-from quest.energy.record import headline, reselect_pattern
+from quest.energy.record import headline, last_write_epoch, reselect_pattern
 from quest.results import ENERGY_FILE, RESULTS_FILE, is_completed, read_json, write_json_atomic
 
 log = logging.getLogger("quest")
@@ -247,7 +247,12 @@ def reuse_pattern_sibling(cfg: DictConfig, out: Path, record: dict[str, Any]) ->
             continue
         energy = read_json(other.parent / ENERGY_FILE)
         if energy is not None:
-            write_json_atomic(out / ENERGY_FILE, reselect_pattern(energy, cfg.pattern.selection))
+            try:
+                mapping = device_mapping(cfg)
+            except BUILD_ERRORS:  # e.g. a pattern number the device lacks: the job's own build says so
+                return False
+            chosen = mapping.select(write_best=last_write_epoch(energy).get("best_pattern"))
+            write_json_atomic(out / ENERGY_FILE, reselect_pattern(energy, cfg.pattern.selection, chosen))
         reused = {k: v for k, v in done.items() if k not in ("config", "overrides", "run_name", "started")}
         record.update(reused, reused_from=str(other.parent), energy=headline(read_json(out / ENERGY_FILE)))
         write_json_atomic(out / RESULTS_FILE, record)

@@ -216,3 +216,17 @@ def test_a_searched_3bit_run_reports_its_best_pattern_in_write_and_read(tmp_path
     assert energy["write"]["selected_pattern"] == best == energy["activity"]["epochs"][-1]["selected_pattern"]
     assert str(best) in energy["activity"]["epochs"][-1]["layers"]["conv2"]["read_energy_per_sample_fJ"]
     assert energy["device"]["pattern_count"] < 5040  # searched, not enumerated
+
+
+def test_sweep_reuse_reselects_with_the_mapping_rule():
+    from quest.energy.record import last_write_epoch, reselect_pattern
+
+    record = {"device": {"name": "sk_mtj_3state", "pattern_selection": "best"},
+              "write": {"selected_pattern": 6, "epochs": [{"best_pattern": 6}]},
+              "activity": {"epochs": [{"epoch": 0, "selected_pattern": 6}]}}
+    for selection, expected in ((3, 3), ("best", 6)):
+        mapping = DeviceMapping.build(SK3, 2, 1.0, selection)
+        chosen = mapping.select(write_best=last_write_epoch(record).get("best_pattern"))
+        out = reselect_pattern(record, selection, chosen)
+        assert out["write"]["selected_pattern"] == expected == out["activity"]["epochs"][0]["selected_pattern"]
+        assert out["device"]["pattern_selection"] == selection
