@@ -16,19 +16,36 @@ class ConfigError(ValueError):
     """A configuration value that QUEST cannot run with."""
 
 
-def group_options(conf_dir: Path) -> dict[str, list[str]]:
-    """Config group name -> available options (YAML file stems) under conf/."""
-    return {
-        d.name: sorted(p.stem for p in d.glob("*.yaml"))
-        for d in sorted(conf_dir.iterdir())
-        if d.is_dir() and d.name != "hydra"
-    }
+def group_options(conf_dir: Path, extra_dirs: Sequence[Path] = ()) -> dict[str, list[str]]:
+    """Config group name -> available options (YAML file stems) under conf/ and the user's own
+    config folders (`extra_dirs`, e.g. one holding device/my_pcm.yaml)."""
+    groups: dict[str, set[str]] = {}
+    for root in (conf_dir, *extra_dirs):
+        for d in sorted(Path(root).iterdir()) if Path(root).is_dir() else []:
+            if d.is_dir() and d.name != "hydra":
+                groups.setdefault(d.name, set()).update(p.stem for p in d.glob("*.yaml"))
+    return {name: sorted(options) for name, options in groups.items()}
+
+
+def user_config_dirs(argv: Sequence[str]) -> list[Path]:
+    """Config folders the command line adds: Hydra's --config-dir/-cd, and file:// entries of
+    hydra.searchpath=[...]."""
+    dirs: list[str] = []
+    for i, arg in enumerate(argv):
+        if arg in ("--config-dir", "-cd") and i + 1 < len(argv):
+            dirs.append(argv[i + 1])
+        elif arg.startswith("--config-dir="):
+            dirs.append(arg.split("=", 1)[1])
+        elif arg.lstrip("+").startswith("hydra.searchpath="):
+            entries = arg.split("=", 1)[1].strip("[]").split(",")
+            dirs += [e.strip().strip("'\"")[len("file://"):] for e in entries if e.strip().strip("'\"").startswith("file://")]
+    return [Path(d) for d in dirs]
 
 
 def quote_numeric_group_options(argv: Sequence[str], conf_dir: Path) -> list[str]:
     """`precision=2,3` -> `precision='2','3'`: Hydra reads a bare 2 as an int, which it cannot
     use as a config group option (precision and pattern have numeric option names)."""
-    groups = group_options(conf_dir)
+    groups = group_options(conf_dir, user_config_dirs(argv))
     out = []
     for arg in argv:
         key, sep, value = arg.partition("=")
@@ -46,10 +63,11 @@ TRAINER_PRECISIONS = ("32-true", "64-true", "bf16-mixed", "16-mixed", "32", "64"
 
 
 def check_cli_overrides(argv: Sequence[str], conf_dir: Path) -> None:
-    """Reject `group=option` overrides whose option does not exist (also in comma sweeps)."""
-    groups = group_options(conf_dir)
+    """Reject `group=option` overrides whose option does not exist (also in comma sweeps), in conf/
+    or in a config folder the command line adds (--config-dir, hydra.searchpath)."""
+    groups = group_options(conf_dir, user_config_dirs(argv))
     for arg in argv:
-        if arg.startswith("-") or "=" not in arg:
+        if arg.startswith("-") or "=" not in arg or arg.lstrip("+").startswith("hydra."):
             continue
         key, value = arg.split("=", 1)
         key = key.lstrip("+")

@@ -15,12 +15,17 @@ def max_level(bits: int) -> int:
     return 2 ** (bits - 1) - 1
 
 
+def levels_up_to(q_max: int) -> int:
+    """k = 2Q + 1: how many levels -Q..Q there are."""
+    return 2 * q_max + 1
+
+
 def num_levels(bits: int) -> int:
-    """k = 2Q + 1 = 2^b - 1: how many levels (and so device states) b-bit weights use."""
-    return 2 * max_level(bits) + 1
+    """k = 2^b - 1: how many levels (and so device states) b-bit weights use."""
+    return levels_up_to(max_level(bits))
 
 
 def weight_levels(bits: int) -> tuple[int, ...]:
     """The levels -Q..Q, most negative first."""
     q = max_level(bits)
-    return tuple(range(-q, q + 1))
+    return tuple(range(-q, -q + levels_up_to(q)))

@@ -38,7 +38,8 @@ from quest.lit_module import NonFiniteLossError, QuestModule
 from quest.not_training import changes_training
 from quest.loggers import build_loggers
 from quest.device.mapping import DeviceMapping
-from quest.energy.record import headline, reselect_pattern
+from quest.device.patterns import ENUMERATION_LIMIT
+from quest.energy.record import headline, last_write_epoch, reselect_pattern
 from quest.run_folder import discard_if_fresh
 from quest.results import ENERGY_FILE, RESULTS_FILE, is_completed, read_json, source_commit, write_json_atomic
 
@@ -93,8 +94,12 @@ def build(cfg: DictConfig, run_name: str, group: str | None) -> RunParts:
 
 
 def device_mapping(cfg: DictConfig) -> DeviceMapping:
-    """The run's device mapping, built once from `device`, `precision.bits`, `neuron`, `pattern`."""
-    return DeviceMapping.from_config(cfg.device, cfg.precision.bits, cfg.neuron, cfg.pattern.selection)
+    """The run's device mapping, built once from `device`, `precision.bits`, `neuron`, `pattern`
+    (`+pattern.enumeration_limit=N`: search the best pattern above N patterns; default 50,000)."""
+    limit = cfg.pattern.get("enumeration_limit", ENUMERATION_LIMIT)
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise ValueError(f"pattern.enumeration_limit={limit!r}: must be an integer >= 1")
+    return DeviceMapping.from_config(cfg.device, cfg.precision.bits, cfg.neuron, cfg.pattern.selection, limit)
 
 
 def instantiate_callbacks(cfg: DictConfig) -> list[L.Callback]:
@@ -347,7 +352,12 @@ def reuse_pattern_sibling(cfg: DictConfig, out: Path, record: dict[str, Any]) ->
             continue
         energy = read_json(other.parent / ENERGY_FILE)
         if energy is not None:
-            write_json_atomic(out / ENERGY_FILE, reselect_pattern(energy, cfg.pattern.selection))
+            try:
+                mapping = device_mapping(cfg)
+            except BUILD_ERRORS:  # e.g. a pattern number the device lacks: the job's own build says so
+                return False
+            chosen = mapping.select(write_best=last_write_epoch(energy).get("best_pattern"))
+            write_json_atomic(out / ENERGY_FILE, reselect_pattern(energy, cfg.pattern.selection, chosen))
         reused = {k: v for k, v in done.items() if k not in ("config", "overrides", "run_name", "started")}
         record.update(reused, reused_from=str(other.parent), energy=headline(read_json(out / ENERGY_FILE)))
         write_json_atomic(out / RESULTS_FILE, record)

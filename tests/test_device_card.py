@@ -164,7 +164,14 @@ def test_validation_unknown_state_in_transition():
     cfg = minimal_config()
     cfg["transitions"][1]["to"] = "d"
     msg = _error(cfg)
-    assert "transitions[1].to" in msg and "'d'" in msg and "a, b, c" in msg
+    assert "transitions[b->d].to" in msg and "'d'" in msg and "a, b, c" in msg
+
+
+def test_validation_state_names_are_strings():
+    for bad in (True, ["a"], ""):
+        cfg = minimal_config()
+        cfg["states"][0]["name"] = bad
+        assert "must be a non-empty string" in _error(cfg)
 
 
 def test_validation_negative_energy():

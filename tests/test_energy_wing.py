@@ -201,3 +201,32 @@ def test_report_sums_layers_and_picks_the_cheapest_pattern_sibling(tmp_path):
     assert ctx.energy["pattern=1"].write_fJ == 40.0 and ctx.energy["pattern=1"].read_fJ == 3.0
     job, summary = energy_point(ctx, ctx.networks[0])
     assert job.name == "pattern=2" and summary.total_fJ == 32.0
+
+
+def test_a_searched_3bit_run_reports_its_best_pattern_in_write_and_read(tmp_path):
+    """The real train.py: 3-bit on sk_mtj_7state with the best of its 5,040 patterns searched (the
+    enumeration limit lowered below 5,040); the write and the read sections report the same pattern."""
+    from conftest import TINY, run_train
+
+    proc = run_train([*TINY, "device=sk_mtj_7state", "precision=3", "+pattern.enumeration_limit=1000",
+                      f"hydra.run.dir={tmp_path}"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    energy = json.loads((tmp_path / "energy.json").read_text())
+    best = energy["write"]["epochs"][-1]["best_pattern"]
+    assert energy["write"]["selected_pattern"] == best == energy["activity"]["epochs"][-1]["selected_pattern"]
+    assert str(best) in energy["activity"]["epochs"][-1]["layers"]["conv2"]["read_energy_per_sample_fJ"]
+    assert energy["device"]["pattern_count"] < 5040  # searched, not enumerated
+
+
+def test_sweep_reuse_reselects_with_the_mapping_rule():
+    from quest.energy.record import last_write_epoch, reselect_pattern
+
+    record = {"device": {"name": "sk_mtj_3state", "pattern_selection": "best"},
+              "write": {"selected_pattern": 6, "epochs": [{"best_pattern": 6}]},
+              "activity": {"epochs": [{"epoch": 0, "selected_pattern": 6}]}}
+    for selection, expected in ((3, 3), ("best", 6)):
+        mapping = DeviceMapping.build(SK3, 2, 1.0, selection)
+        chosen = mapping.select(write_best=last_write_epoch(record).get("best_pattern"))
+        out = reselect_pattern(record, selection, chosen)
+        assert out["write"]["selected_pattern"] == expected == out["activity"]["epochs"][0]["selected_pattern"]
+        assert out["device"]["pattern_selection"] == selection

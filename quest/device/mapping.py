@@ -84,13 +84,13 @@ class DeviceMapping:
 
     @classmethod
     def from_config(cls, device: Mapping[str, Any] | DeviceCard, bits: int | None, neuron: Mapping[str, Any],
-                    selection: int | str = "best") -> "DeviceMapping":
+                    selection: int | str = "best", enumeration_limit: int = ENUMERATION_LIMIT) -> "DeviceMapping":
         """From the composed config: `device` (a card mapping), `precision.bits`, `neuron`, `pattern.selection`.
         The leak is the one the model's neurons use (quest.snn.neurons.neuron_leak)."""
         from quest.snn.neurons import neuron_leak
 
         card = device if isinstance(device, DeviceCard) else DeviceCard.from_config(device)
-        return cls.build(card, bits, neuron_leak(neuron), selection)
+        return cls.build(card, bits, neuron_leak(neuron), selection, enumeration_limit)
 
     # -- what the run is ---------------------------------------------------------------------------
     @property

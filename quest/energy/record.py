@@ -43,14 +43,14 @@ def update_section(path: Path, section: str, data: Any, device: Mapping[str, Any
     write_json_atomic(path, record)
 
 
-def reselect_pattern(record: Record, selection: int | str) -> dict[str, Any]:
-    """The same energy record with another headline pattern (patterns change no training)."""
+def reselect_pattern(record: Record, selection: int | str, chosen: int | None) -> dict[str, Any]:
+    """The same energy record with another headline pattern (patterns change no training):
+    configured as `selection`, which selects `chosen` (DeviceMapping.select)."""
     out = dict(record)
     write = dict(out.get("write") or {})
     activity = dict(out.get("activity") or {})
     device = dict(out.get("device") or {})
     device["pattern_selection"] = selection
-    chosen = last_write_epoch(record).get("best_pattern") if selection == "best" else int(selection)
     if write:
         write["selected_pattern"] = chosen
     if activity.get("epochs"):

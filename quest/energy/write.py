@@ -34,14 +34,13 @@ def transition_probabilities(counts: Any) -> np.ndarray:
 
 
 def write_energy_per_update_fJ(counts: Any, write_matrix_fJ: Any) -> float:
-    """E = sum_ij P_ij * E[i][j] (fJ per weight per update); the diagonal counts as 0."""
-    p = transition_probabilities(counts)
+    """E = sum_ij P_ij * E[i][j] (fJ per weight per update); the diagonal counts as 0
+    (`write_energies` for one layer and one pattern)."""
+    p = transition_probabilities(counts)  # checks the counts
     e = as_float64(write_matrix_fJ)
     if e.shape != p.shape:
         raise ValueError(f"write matrix {e.shape} does not match counts {p.shape}")
-    e = e.copy()
-    np.fill_diagonal(e, 0.0)
-    return float((p * e).sum())
+    return float(write_energies(as_float64(counts)[None], e[None], [1.0], 1).per_weight_update_fJ[0, 0])
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ import torch
 
 from quest.device.mapping import DeviceMapping
 from quest.energy.write import non_adjacent_share
+from quest.levels import levels_up_to
 from quest.monitors.energy_file import history_from_state, history_to_state, log_wandb_table, update_energy_file
 
 QUEST_WINDOWS = {"early": [0, 10], "middle": [95, 105], "final": [180, 190]}
@@ -40,7 +41,7 @@ def quest_subset(levels: torch.Tensor) -> torch.Tensor:
 
 def transition_counts(prev: torch.Tensor, cur: torch.Tensor, q_max: int) -> torch.Tensor:
     """C[i, j] = #weights at level i before and level j after (levels -Q..Q -> index 0..2Q)."""
-    k = 2 * q_max + 1
+    k = levels_up_to(q_max)
     idx = (prev.long() + q_max) * k + (cur.long() + q_max)
     return torch.bincount(idx.flatten(), minlength=k * k).view(k, k)
 

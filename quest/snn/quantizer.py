@@ -126,7 +126,7 @@ class MintQuantizer(nn.Module):
     @property
     def num_levels(self) -> int:
         """2Q + 1 levels: 3 at 2-bit, 7 at 3-bit, 15 at 4-bit."""
-        return 2 * self.q_max + 1
+        return _levels.num_levels(self.bits)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return mint_quantize_fused(x, self.scale(), self.q_max)
