@@ -168,3 +168,13 @@ def test_a_state_holding_no_level_reads_as_zero():
     for s in unused[:1]:
         raw["nonideal"]["stuck_at"].update(state=spec.states[s])
         assert np.all(program_layer(LEVELS, chip_spec(raw, 2, 1), 0).effective_levels == 0)
+
+
+def test_a_card_with_non_idealities_pickles_and_copies_whole():
+    import pickle
+
+    card = DeviceCard.from_config(card_with(write_failure={"per_transition": [{"from": "a", "to": "b", "p_fail": 0.2}]},
+                                            read_noise={"per_state": {"c": 0.05}}))
+    for clone in (pickle.loads(pickle.dumps(card)), copy.deepcopy(card)):
+        assert clone.nonideal == card.nonideal and clone.nonideal.write_failure.p_of("a", "b") == 0.2
+        assert clone.nonideal.read_noise.sigma_of("c") == 0.05 and clone.nonideal.read_noise.sigma_of("a") == 0.0
