@@ -178,3 +178,16 @@ def test_a_card_with_non_idealities_pickles_and_copies_whole():
     for clone in (pickle.loads(pickle.dumps(card)), copy.deepcopy(card)):
         assert clone.nonideal == card.nonideal and clone.nonideal.write_failure.p_of("a", "b") == 0.2
         assert clone.nonideal.read_noise.sigma_of("c") == 0.05 and clone.nonideal.read_noise.sigma_of("a") == 0.0
+
+
+@pytest.mark.parametrize("override", ["device.nonideal.read_noise.sigma=0.05", "device.nonideal.stuck_at.fraction=0.01",
+                                      "+device.nonideal.programming_noise.per_state.b=0.02"])
+def test_training_with_a_non_ideality_is_refused_before_work_starts(compose_cfg, override):
+    from quest.config_checks import ConfigError, check_run_inputs
+
+    from conftest import TINY
+
+    model = override.split(".")[2]
+    with pytest.raises(ConfigError, match=rf"^device.nonideal.{model}: training does not apply device non-idealities yet"):
+        check_run_inputs(compose_cfg([*TINY, override]))
+    check_run_inputs(compose_cfg([*TINY, "device.nonideal.write_failure.verify=true"]))  # all still off: trains

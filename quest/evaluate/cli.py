@@ -143,7 +143,8 @@ def sweep_figure(key: str, points: list[dict[str, Any]], reference: float | None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    x = np.array([float(p["value"]) for p in points])
+    numeric = all(isinstance(p["value"], (int, float)) and not isinstance(p["value"], bool) for p in points)
+    x = np.array([float(p["value"]) if numeric else i for i, p in enumerate(points)])
     mean = np.array([p["test_acc_mean"] for p in points])
     std = np.array([p["test_acc_std"] for p in points])
     fig, ax = plt.subplots(figsize=(5, 3.5))
@@ -152,6 +153,8 @@ def sweep_figure(key: str, points: list[dict[str, Any]], reference: float | None
     if reference is not None:
         ax.axhline(reference, color="grey", ls="--", lw=1, label="checkpoint test acc")
     ax.set_xlabel(key)
+    if not numeric:  # e.g. stuck_at.state=a,b,c: one tick per value
+        ax.set_xticks(x, [str(p["value"]) for p in points])
     ax.set_ylabel("test accuracy")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
