@@ -120,6 +120,22 @@ def check_run_inputs(cfg: DictConfig) -> None:
         raise ConfigError(f"model.width_mult={width}: the narrowest layer ({min(widths)}) would have "
                           f"{min(widths) * width:.3g} channels; use at least {0.5 / min(widths):.3g}")
     check_device_card_name(cfg)
+    check_nonideal_at_evaluation_only(cfg)
+
+
+def check_nonideal_at_evaluation_only(cfg: DictConfig) -> None:
+    """Device non-idealities act at evaluation (quest-eval) so far; a training run that sets one is
+    refused rather than trained on the ideal device without a word."""
+    from quest.device.nonideal import MODELS
+
+    block = (cfg.get("device") or {}).get("nonideal") or {}
+    for model in MODELS:
+        node = block.get(model) or {}
+        values = [node.get(k) for k in ("sigma", "p_fail", "fraction")]
+        values += list((node.get("per_state") or {}).values()) + [e.get("p_fail") for e in node.get("per_transition") or []]
+        if any(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in values):
+            raise ConfigError(f"device.nonideal.{model}: training does not apply device non-idealities yet; train "
+                              f"on the ideal card and evaluate: quest-eval <run>/checkpoints/last.ckpt --set {model}...")
 
 
 def check_device_card_name(cfg: DictConfig) -> None:

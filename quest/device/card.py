@@ -25,6 +25,8 @@ YAML schema (a flat mapping)::
          pulse_width_ns: 50, pulses: 2}                           # E = n * V * I * t
     pattern_order:                 # optional QUEST-style pattern numbering (see patterns.py)
       - {number: 1, states: [a, b, c]}
+    nonideal: {...}                # optional device non-idealities, all off by default
+                                   # (schema and models: quest/device/nonideal.py)
 
 Unit conversions: with t in ns, E[fJ] = V^2 / R * t * 1e6 and E[fJ] = V * I * t * 1e6
 (1 ns = 1e-9 s, 1 J = 1e15 fJ).
@@ -39,6 +41,7 @@ from types import MappingProxyType
 from typing import Any, Mapping, Sequence
 
 from quest.configs import DEVICE_CARDS_DIR as CONF_DIR  # the shipped cards
+from quest.device.nonideal import NonIdeality, parse_nonideal
 
 _NS_TO_S = 1e-9
 _J_TO_FJ = 1e15
@@ -46,6 +49,7 @@ _J_TO_FJ = 1e15
 _TOP_KEYS = {
     "name", "description", "citation", "leaky", "reconstruction", "reconstruction_note",
     "initial_state", "states", "transitions", "pattern_order", "read_voltage_V", "read_time_ns",
+    "nonideal",
 }
 _STATE_KEYS = {"name", "read_energy_fJ", "resistance_ohm", "read_voltage_V", "read_time_ns"}
 _DIRECT_WRITE_KEYS = {"energy_fJ"}
@@ -88,6 +92,7 @@ class DeviceCard:
     reconstruction: bool = False
     reconstruction_note: str = ""
     pattern_order: tuple[tuple[str, ...], ...] | None = None
+    nonideal: NonIdeality = field(default_factory=NonIdeality, hash=False)  # quest.device.nonideal
 
     def __post_init__(self) -> None:
         fail = _Fail(self.name if isinstance(self.name, str) and self.name else "<unnamed>")
@@ -147,6 +152,8 @@ class DeviceCard:
         object.__setattr__(self, "write_energy_fJ",
                            MappingProxyType({k: float(v) for k, v in writes.items()}))
         object.__setattr__(self, "pattern_order", order)
+        if not isinstance(self.nonideal, NonIdeality):
+            fail("nonideal", "must be parsed by quest.device.nonideal.parse_nonideal (DeviceCard.from_config)")
 
     def __reduce__(self):
         """Pickle / deepcopy through plain dicts (mappingproxy does not pickle)."""
@@ -154,7 +161,7 @@ class DeviceCard:
                                  dict(self.read_energy_fJ), dict(self.write_energy_fJ),
                                  self.leaky, self.description, self.citation,
                                  self.reconstruction, self.reconstruction_note,
-                                 self.pattern_order))
+                                 self.pattern_order, self.nonideal))
 
     # ----------------------------------------------------------------------------- accessors
     @property
@@ -287,10 +294,12 @@ class DeviceCard:
         order = cfg.get("pattern_order")
         if order is not None:
             order = _parse_pattern_order(fail, order)
+        nonideal = parse_nonideal(fail, cfg.get("nonideal"), names, list(writes))
         kwargs = {k: cfg[k] for k in ("description", "citation", "leaky", "reconstruction",
                                       "reconstruction_note") if k in cfg and cfg[k] is not None}
         return cls(name=cfg["name"], states=tuple(names), initial_state=cfg["initial_state"],
-                   read_energy_fJ=reads, write_energy_fJ=writes, pattern_order=order, **kwargs)
+                   read_energy_fJ=reads, write_energy_fJ=writes, pattern_order=order,
+                   nonideal=nonideal, **kwargs)
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "DeviceCard":

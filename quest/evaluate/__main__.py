@@ -1,0 +1,3 @@
+from quest.evaluate.cli import main
+
+raise SystemExit(main())
