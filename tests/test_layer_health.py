@@ -15,7 +15,7 @@ from torch import nn
 from conftest import TINY, run_train
 from quest.monitors.layer_health import measure_health
 from quest.snn.layers import SpikingConv
-from quest.snn.neurons import IFHard
+from quest.snn.neurons import NEURONS
 from quest.snn.start_calibration import calibrate_start
 
 
@@ -35,7 +35,7 @@ def test_health_by_hand():
     # ch1 pos0: t0 H = -0.9, U' = -0.9 (|tanh| = 0.716 < 0.9); q -> -0.9 (level -1)
     #           t1 H = -1.8, U' = -1.8 (|tanh| = 0.947 >= 0.9: clamped).  t2 not carried.
     # rate = 3 / (T 3 * B 1 * neurons 4) = 0.25; silent = 3 of 4; saturation = 1 of (2 steps * 4).
-    layer = SpikingConv(1, 2, IFHard(theta=0.5), bits=2, kernel_size=1, padding=0)
+    layer = SpikingConv(1, 2, NEURONS["if_hard"](theta=0.5), bits=2, kernel_size=1, padding=0)
     with torch.no_grad():
         layer.conv.weight.copy_(torch.tensor([2.0, -2.0]).view(2, 1, 1, 1))
         layer.quantizer.alpha.fill_(0.9)
