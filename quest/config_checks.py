@@ -65,7 +65,8 @@ TRAINER_PRECISIONS = ("32-true", "64-true", "bf16-mixed", "16-mixed", "32", "64"
 def check_cli_overrides(argv: Sequence[str], conf_dir: Path) -> None:
     """Reject `group=option` overrides whose option does not exist (also in comma sweeps), in conf/
     or in a config folder the command line adds (--config-dir, hydra.searchpath)."""
-    groups = group_options(conf_dir, user_config_dirs(argv))
+    dirs = [conf_dir, *user_config_dirs(argv)]
+    groups = group_options(conf_dir, dirs[1:])
     for arg in argv:
         if arg.startswith("-") or "=" not in arg or arg.lstrip("+").startswith("hydra."):
             continue
@@ -77,6 +78,24 @@ def check_cli_overrides(argv: Sequence[str], conf_dir: Path) -> None:
             option = option.strip("'\"")
             if option not in groups[key]:
                 raise ConfigError(f"{key}={option}: allowed {', '.join(groups[key])}")
+            check_yaml_syntax(key, option, dirs)
+
+
+def check_yaml_syntax(group: str, option: str, dirs: Sequence[Path]) -> None:
+    """The chosen option's file (a user's device card, say) parses as YAML, else one line with where."""
+    import yaml
+
+    for root in dirs:
+        path = Path(root) / group / f"{option}.yaml"
+        if not path.is_file():
+            continue
+        try:
+            yaml.safe_load(path.read_text())
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+            raise ConfigError(f"{group}={option}: {path} is not valid YAML: {getattr(e, 'problem', None) or e}{where}") from None
+        return
 
 
 def validate_config(cfg: DictConfig) -> None:

@@ -37,3 +37,15 @@ def test_run_on_a_card_from_the_users_folder(tmp_path):
     energy = json.loads((tmp_path / "run" / "energy.json").read_text())
     assert energy["device"]["name"] == "my_mtj" and energy["device"]["pattern_count"] == 6
     assert set(energy["write"]["epochs"][-1]["layers"]["conv2"]["write_energy"]) == {"1", "2", "3", "4", "5", "6"}
+
+
+def test_a_card_that_is_not_valid_yaml_is_one_line_before_hydra(tmp_path):
+    """A YAML syntax error in a user's card used to come out as Hydra's parser traceback."""
+    (tmp_path / "device").mkdir()
+    (tmp_path / "device" / "broken.yaml").write_text("name: broken\nstates: [\n  {name: a\n")
+    with pytest.raises(ConfigError, match=r"device=broken: .*broken.yaml is not valid YAML: .*\(line 4, column 1\)"):
+        check_cli_overrides(["-cd", str(tmp_path), "device=broken"], CONF)
+    proc = run_train(["-cd", str(tmp_path), *TINY, "device=broken", f"hydra.run.dir={tmp_path / 'run'}"])
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip().splitlines()[-1]]
+    assert proc.stderr.strip().startswith("config error: device=broken:") and not (tmp_path / "run").exists()
