@@ -287,3 +287,22 @@ def test_claims_table_numbers_come_from_energy_json(sweep, report):
     assert rows["energy efficiency vs the ANN (45 nm CMOS)"]["measured"] == pytest.approx(cmos)
     # no FP32 baseline in this sweep: the relative accuracy claims say so
     assert rows["2/3/4-bit within a small margin of FP32, if_hard"]["verdict"] == "not measured"
+
+
+@pytest.mark.parametrize(
+    "content, says",
+    [
+        ("not json{", "energy.json could not be read (not JSON)"),
+        ("[1, 2]", "energy.json is not an energy record: a JSON list, not an object"),
+        ('{"write": 5}', "energy.json is not an energy record: write is a int, not an object"),
+        ('{"write": {"epochs": 5}}', "energy.json is not an energy record: write.epochs is not a list of objects"),
+    ],
+)
+def test_report_names_an_unreadable_or_wrong_typed_energy_record(tmp_path, content, says):
+    """An unreadable energy.json used to read as missing, and a wrong-typed one crashed quest-report."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "results.json").write_text(json.dumps({"status": "completed", "test_acc": 0.5, "overrides": []}))
+    (run / "energy.json").write_text(content)
+    report = write_report(run).read_text()
+    assert says in report and "no energy.json" not in report

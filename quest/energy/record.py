@@ -59,6 +59,39 @@ def reselect_pattern(record: Record, selection: int | str, chosen: int | None) -
     return out
 
 
+# -- reading: the file ------------------------------------------------------------------------------
+def read_record(path: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """(record, None), or (None, why): the file is missing, is not JSON, or is not an energy record."""
+    path = Path(path)
+    if not path.exists():
+        return None, f"no {path.name}"
+    data = read_json(path)
+    if data is None:
+        return None, f"{path.name} could not be read (not JSON)"
+    problem = schema_problem(data)
+    return (None, f"{path.name} is not an energy record: {problem}") if problem else (data, None)
+
+
+def schema_problem(data: Any) -> str | None:
+    """What makes `data` unreadable as an energy record (the types the readers below rely on), or None."""
+    if not isinstance(data, dict):
+        return f"a JSON {type(data).__name__}, not an object"
+    for key in ("device", "write", "activity"):
+        if data.get(key) is not None and not isinstance(data[key], dict):
+            return f"{key} is a {type(data[key]).__name__}, not an object"
+    for section in ("write", "activity"):
+        epochs = (data.get(section) or {}).get("epochs")
+        if epochs is None:
+            continue
+        if not isinstance(epochs, list) or not all(isinstance(e, dict) for e in epochs):
+            return f"{section}.epochs is not a list of objects"
+        for e in epochs:
+            layers = e.get("layers")
+            if layers is not None and not (isinstance(layers, dict) and all(isinstance(v, dict) for v in layers.values())):
+                return f"{section}.epochs[{e.get('epoch', '?')}].layers does not map layer names to objects"
+    return None
+
+
 # -- reading: sections -------------------------------------------------------------------------------
 def _last(items: list[Any] | None) -> dict[str, Any]:
     return items[-1] if items else {}

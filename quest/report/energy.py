@@ -49,7 +49,7 @@ class EnergySummary:
 def summarize(job: Job) -> EnergySummary:
     """The job's headline energy (quest.energy.record.headline, the block results.json holds)."""
     if job.energy is None:
-        return EnergySummary("no energy.json", None, None, None, None, None, None)
+        return EnergySummary(job.energy_problem or "no energy.json", None, None, None, None, None, None)
     h = headline(job.energy, configured=(job.config.get("pattern") or {}).get("selection"))
     return EnergySummary(
         reason=h["reason"],

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from quest.energy.record import read_record
 from quest.not_training import ECHOES, NOT_TRAINING, changes_training
 from quest.results import ENERGY_FILE, RESULTS_FILE, read_json
 
@@ -28,6 +29,7 @@ class Job:
     name: str
     results: dict[str, Any]
     energy: dict[str, Any] | None
+    energy_problem: str | None = None  # why `energy` is None: missing, not JSON, not an energy record
 
     @property
     def status(self) -> str:
@@ -91,10 +93,10 @@ def load_job(folder: Path, root: Path) -> Job:
     results = read_json(folder / RESULTS_FILE)
     if not isinstance(results, dict):
         results = {"status": "unreadable", "error": f"{RESULTS_FILE} could not be read"}
-    energy = read_json(folder / ENERGY_FILE)
+    energy, problem = read_record(folder / ENERGY_FILE)
     rel = folder.relative_to(root)
     name = folder.name if rel == Path(".") else rel.as_posix()
-    return Job(folder, name, results, energy if isinstance(energy, dict) else None)
+    return Job(folder, name, results, energy, problem)
 
 
 def find_jobs(root: Path) -> list[Job]:
