@@ -54,7 +54,7 @@ def read_results(run_dir: Path) -> dict[str, Any]:
     return json.loads((run_dir / "results.json").read_text())
 
 
-OmegaConf.register_new_resolver("unquote", lambda s: str(s).replace("'", ""), replace=True)  # as train.py
+import quest  # noqa: E402,F401 - registers QUEST's OmegaConf resolvers, as train.py's import does
 
 
 @pytest.fixture

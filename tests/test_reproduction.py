@@ -14,6 +14,7 @@ def test_cpu_reproduction_is_the_paper_recipe_at_width_quarter(compose_cfg):
     assert (cfg.trainer.accelerator, cfg.trainer.max_epochs, cfg.test_ckpt) == ("cpu", 20, "last")
     assert (cfg.precision.bits, cfg.neuron.name) == (3, "lif_soft")
     assert list(cfg.logger) == ["csv"]
+    assert cfg.callbacks.last_checkpoint.every_n_steps == 25  # long epochs resume mid-epoch
     assert dict(cfg.hydra.sweeper.params) == {"precision": "'2','3','4',fp32", "neuron": "if_hard"}
 
 
