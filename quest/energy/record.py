@@ -257,7 +257,7 @@ def headline(record: Record | None, configured: Any = None) -> dict[str, Any]:
         "not_realizable": device.get("not_realizable"),
         "neuron_not_hostable": device.get("neuron_not_hostable"),
         "selected_pattern": pattern,
-        "effective_ops_per_sample": sum(l["effective_ops_per_sample"] for l in (a_last.get("layers") or {}).values()) or None,
+        "effective_ops_per_sample": sum(l.get("effective_ops_per_sample", 0) for l in (a_last.get("layers") or {}).values()) or None,
         "cmos_snn_pJ": cmos.get("snn_pJ"),
         "cmos_ann_pJ": cmos.get("ann_pJ"),
         "cmos_ann_over_snn": cmos.get("ann_over_snn"),
