@@ -95,7 +95,7 @@ def build(cfg: DictConfig, run_name: str, group: str | None) -> RunParts:
 
 def device_mapping(cfg: DictConfig) -> DeviceMapping:
     """The run's device mapping, built once from `device`, `precision.bits`, `neuron`, `pattern`
-    (`+pattern.enumeration_limit=N`: search the best pattern above N patterns; default 50,000)."""
+    (`pattern.enumeration_limit=N`: search the best pattern above N patterns; default 50,000)."""
     limit = cfg.pattern.get("enumeration_limit", ENUMERATION_LIMIT)
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
         raise ValueError(f"pattern.enumeration_limit={limit!r}: must be an integer >= 1")

@@ -208,7 +208,7 @@ def test_a_searched_3bit_run_reports_its_best_pattern_in_write_and_read(tmp_path
     enumeration limit lowered below 5,040); the write and the read sections report the same pattern."""
     from conftest import TINY, run_train
 
-    proc = run_train([*TINY, "device=sk_mtj_7state", "precision=3", "+pattern.enumeration_limit=1000",
+    proc = run_train([*TINY, "device=sk_mtj_7state", "precision=3", "pattern.enumeration_limit=1000",
                       f"hydra.run.dir={tmp_path}"])
     assert proc.returncode == 0, proc.stderr[-3000:]
     energy = json.loads((tmp_path / "energy.json").read_text())

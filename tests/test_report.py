@@ -192,14 +192,18 @@ def test_realizable_and_not_realizable_jobs(report):
     rows = job_rows(report)
     hard2 = cells(find_row(rows, "neuron=if_hard", "precision=2"))
     assert re.fullmatch(r"P[1-6]", hard2[8]) and float(hard2[9]) > 0 and float(hard2[10]) > 0
-    for neuron, precision in (("lif_soft", "2"), ("if_hard", "3"), ("lif_soft", "3")):
+    # LIF on the non-leaky card: the synapses' energy is reported all the same (issue 16 item 7)
+    lif2 = cells(find_row(rows, "neuron=lif_soft", "precision=2"))
+    assert re.fullmatch(r"P[1-6]", lif2[8]) and float(lif2[9]) > 0 and float(lif2[10]) > 0
+    for neuron, precision in (("if_hard", "3"), ("lif_soft", "3")):
         row = cells(find_row(rows, f"neuron={neuron}", f"precision={precision}"))
         assert row[9].startswith("not realizable on sk_mtj_3state:"), row
         assert row[10] == "not realizable" and float(row[11]) > 0  # the CMOS ratio does not need the device
     assert "cannot host LIF neurons" in report and "3-bit weights need 7 states" in report
     pareto = report.split("## Accuracy / device energy: Pareto set")[1].split("\n## ")[0]
     pareto_rows = [cells(l) for l in pareto.splitlines() if l.startswith("| N")]
-    assert len(pareto_rows) == 1 and {"neuron=if_hard", "precision=2"} <= set(pareto_rows[0][1].split(","))
+    assert 1 <= len(pareto_rows) <= 2  # only the 2-bit networks have device energy on the 3-state card
+    assert all("precision=2" in r[1].split(",") for r in pareto_rows)
 
 
 @pytest.mark.slow

@@ -26,7 +26,7 @@ def test_command_line_check_knows_user_config_folders(tmp_path):
     for argv in (["-cd", str(user)], [f"--config-dir={user}"], [f"hydra.searchpath=[file://{user}]"]):
         assert user_config_dirs(argv) == [user]
         check_cli_overrides([*argv, "device=my_mtj"], CONF)
-    with pytest.raises(ConfigError, match="device=my_mtj: allowed rram_hfox_4level"):
+    with pytest.raises(ConfigError, match="device=my_mtj: allowed pcm_16level, rram_hfox_4level"):
         check_cli_overrides(["device=my_mtj"], CONF)
 
 

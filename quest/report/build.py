@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Sequence
 
+from quest.energy.record import device_block
 from quest.report import claims as cl
 from quest.report import energy as en
 from quest.report import figures as fg
@@ -221,6 +222,18 @@ def not_realizable_section(ctx: Context) -> str:
     lines += [f"- {n.id} ({n.label}): {r}" for n, r in left_out]
     lines += ["", "These networks are left out of the energy figures and the Pareto set; their accuracy, "
                   "activity and CMOS comparison are still reported."]
+    return "\n".join(lines)
+
+
+def neuron_hosting_section(ctx: Context) -> str:
+    """Networks whose synapses fit the device (their energy is reported) but whose neuron it cannot host."""
+    flagged = [(n, h) for n in ctx.networks if n.trained is not None and not network_reason(ctx, n)
+               and (h := device_block(n.trained.energy).get("neuron_not_hostable"))]
+    if not flagged:
+        return ""
+    lines = ["## Neurons the device cannot host", ""]
+    lines += [f"- {n.id} ({n.label}): {h}" for n, h in flagged]
+    lines += ["", "Their synapses' write and read energy are reported above: they do not depend on the neuron."]
     return "\n".join(lines)
 
 
@@ -491,7 +504,7 @@ def write_report(folder: str | Path, per_run: str = "auto") -> Path:
     write_json_atomic(root / cl.CLAIMS_FILE, claim_rows)
     sections = [
         header(ctx), jobs_section(ctx), unfinished_section(ctx), networks_section(ctx),
-        not_realizable_section(ctx), cl.claims_section(claim_rows, ctx.job_ids), accuracy_section(ctx),
+        not_realizable_section(ctx), neuron_hosting_section(ctx), cl.claims_section(claim_rows, ctx.job_ids), accuracy_section(ctx),
         seeds_section(ctx), pareto_section(ctx),
         across_networks_section(ctx), cmos_section(ctx), per_run_section(ctx, per_run),
     ]
