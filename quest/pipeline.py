@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
 import signal
+import socket
 import sys
 import time
 import traceback
@@ -31,7 +33,8 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 from quest.checkpoints import (
-    AtomicCheckpointIO, CheckpointWriteError, LastCheckpoint, RecordConfig, RunInterrupted, check_resume_checkpoint,
+    LAST_NAME, AtomicCheckpointIO, CheckpointWriteError, LastCheckpoint, RecordConfig, RunInterrupted,
+    check_resume_checkpoint,
 )
 from quest.config_checks import check_run_inputs, validate_config
 from quest.lit_module import NonFiniteLossError, QuestModule
@@ -40,8 +43,9 @@ from quest.loggers import build_loggers
 from quest.device.mapping import DeviceMapping
 from quest.device.patterns import ENUMERATION_LIMIT
 from quest.energy.record import headline, last_write_epoch, reselect_pattern
-from quest.run_folder import discard_if_fresh
-from quest.results import ENERGY_FILE, RESULTS_FILE, is_completed, read_json, source_commit, write_json_atomic
+from quest.run_folder import discard_if_fresh, lock_job_folder, release_folder
+from quest.results import (ENERGY_FILE, RESULTS_FILE, is_completed, observed_status, read_json, source_commit,
+                           write_json_atomic)
 
 log = logging.getLogger("quest")
 
@@ -133,7 +137,23 @@ def train(cfg: DictConfig) -> float | None:
         done = read_json(out / RESULTS_FILE) or {}
         log.info("skipping %s: completed in an earlier run of this sweep", out.name)
         return objective_values(cfg, done)
-    resume_from = resume_interrupted_job(cfg, out) if multirun and cfg.get("skip_completed") else None
+    if not multirun:
+        return _train(cfg, out, multirun, run_name, group)  # the run folder's claim holds its lock
+    # before taking the job folder's lock: a killed job is one whose lock nobody holds
+    resume_from = resume_interrupted_job(cfg, out) if cfg.get("skip_completed") else None
+    holder = lock_job_folder(out)
+    if holder is not None:
+        log.error("job %s: in use by another run (pid %s); it is left as it is", out, holder)
+        return None
+    try:
+        return _train(cfg, out, multirun, run_name, group, resume_from)
+    finally:
+        release_folder(out)
+
+
+def _train(cfg: DictConfig, out: Path, multirun: bool, run_name: str, group: str | None,
+           resume_from: str | None = None) -> float | None:
+    """The job itself, in its folder (locked by this process), optionally resuming from `resume_from`."""
     if resume_from is not None:
         with open_dict(cfg):
             cfg.ckpt_path = resume_from
@@ -144,6 +164,8 @@ def train(cfg: DictConfig) -> float | None:
         "overrides": [o.replace("'", "") for o in HydraConfig.get().overrides.task] if HydraConfig.initialized() else [],
         "config": OmegaConf.to_container(cfg, resolve=True),
         "source": source_commit(),  # the code that trains: quest-export copies it into its files
+        "host": socket.gethostname(),  # with the folder's lock: a "running" record whose process is gone
+        "pid": os.getpid(),            # reads as "killed" (quest.results.observed_status)
     }
     if resume_from is not None:
         record["resumed_from"] = resume_from
@@ -318,12 +340,18 @@ def objective_values(cfg: DictConfig, record: dict[str, Any]) -> Any:
 
 
 def resume_interrupted_job(cfg: DictConfig, out: Path) -> str | None:
-    """A re-run sweep job whose earlier run was interrupted continues from its last.ckpt."""
+    """A re-run sweep job whose earlier run was interrupted, or killed (its process gone while it
+    said "running"), continues from its last.ckpt."""
     earlier = read_json(out / RESULTS_FILE) or {}
-    checkpoint = earlier.get("resume_checkpoint")
-    if earlier.get("status") != "interrupted" or cfg.get("ckpt_path") or not checkpoint or not Path(checkpoint).is_file():
+    status = observed_status(out, earlier)
+    checkpoint = earlier.get("resume_checkpoint") if status == "interrupted" else None
+    if status == "killed":
+        folder = OmegaConf.select(cfg, "callbacks.last_checkpoint.dirpath", default=None) or out / "checkpoints"
+        checkpoint = str(Path(folder) / LAST_NAME)
+    if cfg.get("ckpt_path") or not checkpoint or not Path(checkpoint).is_file():
         return None
-    log.info("resuming %s from %s (interrupted by %s)", out.name, checkpoint, earlier.get("signal"))
+    how = f"interrupted by {earlier.get('signal')}" if status == "interrupted" else "killed: its process ended without a word"
+    log.info("resuming %s from %s (%s)", out.name, checkpoint, how)
     return str(checkpoint)
 
 

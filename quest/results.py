@@ -2,7 +2,8 @@
 
 results.json is written atomically. Its `status` is "running" while a job trains, then
 "completed", "failed" (with `error`) or "interrupted" (with `signal` and `resume_checkpoint`);
-only "completed" counts as a finished run.
+only "completed" counts as a finished run. A "running" record whose process is gone (kill -9, a
+machine or session that ended) reads as "killed" (`observed_status`).
 """
 from __future__ import annotations
 
@@ -68,6 +69,20 @@ def is_completed(run_dir: str | Path) -> bool:
     """True when the folder's results.json says the run completed."""
     data = read_json(Path(run_dir) / RESULTS_FILE)
     return bool(data) and data.get("status") == "completed"
+
+
+def observed_status(run_dir: str | Path, data: dict[str, Any]) -> str:
+    """The recorded status, or "killed" for a "running" record whose process is gone: the record
+    names this machine (or no machine: written before records named one) and no process holds the
+    folder's lock (quest.run_folder.held)."""
+    import socket
+
+    from quest.run_folder import held
+
+    status = str(data.get("status") or "unreadable")
+    if status == "running" and data.get("host", socket.gethostname()) == socket.gethostname() and not held(Path(run_dir)):
+        return "killed"
+    return status
 
 
 def source_commit(root: str | Path | None = None) -> dict[str, Any]:

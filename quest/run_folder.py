@@ -7,6 +7,8 @@
   first still runs stops at once with one line; a later run into a finished folder (a resume) may.
 - A single run that stops at a config error removes the folder it created (`discard_if_fresh`):
   no folder is left for a run that never started.
+- A sweep job locks its own folder while it trains (`lock_job_folder`), so a folder whose
+  results.json says "running" while no process holds its lock was killed (`held`).
 """
 from __future__ import annotations
 
@@ -47,6 +49,44 @@ def lock_folder(folder: Path) -> int | None:
     f.flush()
     _held[folder.resolve()] = f
     return None
+
+
+def lock_job_folder(folder: Path) -> int | None:
+    """Lock a sweep job's folder for this process (a no-op when it already holds it, or on a DDP
+    worker); None on success, else the pid of the process that holds it."""
+    if folder.resolve() in _held or _is_secondary_process():
+        return None
+    return lock_folder(folder)
+
+
+def release_folder(folder: Path) -> None:
+    """Give up this process's lock on `folder` (the next job of a sweep may take it)."""
+    f = _held.pop(folder.resolve(), None)
+    if f is not None:
+        f.close()
+
+
+def held(folder: Path) -> bool:
+    """True when a live process on this machine holds `folder`'s lock (this process included).
+
+    Probes with a shared, non-blocking flock that is given back at once; the kernel drops a lock
+    when its process ends (kill -9 included), so a free lock means no process is in the folder.
+    """
+    if folder.resolve() in _held:
+        return True
+    try:
+        f = open(folder / LOCK_NAME)
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True  # cannot tell: do not call a run dead
+    with f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(f, fcntl.LOCK_UN)
+        return False
 
 
 def claim_new_folder(folder: Path) -> Path:

@@ -13,7 +13,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from quest.results import RESULTS_FILE, read_json, write_json_atomic
+from quest.results import RESULTS_FILE, observed_status, read_json, write_json_atomic
 
 log = logging.getLogger("quest.sweep")
 
@@ -25,7 +25,7 @@ def collect_jobs(sweep_dir: Path) -> list[dict[str, Any]]:
         res = read_json(path) or {"status": "unreadable"}
         rows.append({
             "job": str(path.parent.relative_to(sweep_dir)),
-            "status": res.get("status"),
+            "status": observed_status(path.parent, res),
             "error": res.get("error"),
             "test_acc": res.get("test_acc"),
             "reused_from": res.get("reused_from"),
@@ -67,7 +67,9 @@ def job_reason(job: dict[str, Any]) -> str:
     if job["status"] == "interrupted":
         return f"stopped by {job.get('signal') or 'a signal'}"
     if job["status"] == "running":
-        return "no end recorded (still running, or killed)"
+        return "no end recorded yet (still running)"
+    if job["status"] == "killed":
+        return "killed: its process ended without recording an end; re-run the sweep to resume it"
     return "no reason recorded"
 
 

@@ -161,3 +161,62 @@ def test_submitit_sweep_with_a_sigterm_job_reports_it_and_the_rerun_resumes_it(t
     assert resumed["global_steps"] == 5 and resumed["epochs"] == 1
     summary = json.loads((sweep / "sweep_summary.json").read_text())
     assert summary["counts"] == {"completed": 2}
+
+
+# -- a sweep job that was killed ------------------------------------------------------------------
+@pytest.mark.slow
+def test_a_killed_sweep_job_reads_killed_and_rerunning_the_sweep_resumes_it(tmp_path):
+    """kill -9 leaves results.json saying "running"; with its process gone the job reads "killed"
+    (sweep summary and report), and running the same sweep again resumes it from last.ckpt: each
+    step is trained once."""
+    from quest.report.jobs import load_job
+    from quest.results import observed_status
+    from quest.sweep_summary import collect_jobs
+
+    sweep = tmp_path / "sweep"
+    args = ["-m", *FIVE_STEPS, "callbacks.last_checkpoint.every_n_steps=2", f"hydra.sweep.dir={sweep}",
+            "hydra.sweep.subdir=job"]
+    killed = run_train([*args, *trace_args(tmp_path / "trace", 8)])
+    assert killed.returncode == -9
+    job = sweep / "job"
+    recorded = read_results(job)
+    assert recorded["status"] == "running"
+    assert observed_status(job, recorded) == "killed"
+    assert load_job(job, sweep).status == "killed" and "killed" in load_job(job, sweep).error
+    assert [row["status"] for row in collect_jobs(sweep)] == ["killed"]
+
+    again = run_train([*args, *trace_args(tmp_path / "trace")])
+    assert again.returncode == 0, again.stderr[-3000:]
+    res = read_results(job)
+    assert res["status"] == "completed" and res["global_steps"] == 10
+    assert res["resumed_from"] == str(job / "checkpoints" / "last.ckpt")
+    steps = [int(line.split()[2]) for line in (tmp_path / "trace").read_text().splitlines()]
+    assert steps == list(range(1, 11))
+
+
+def test_a_running_record_reads_running_while_its_process_holds_the_folder(tmp_path):
+    """The liveness rule by itself: "killed" only for this machine's records whose lock is free."""
+    import socket
+
+    from quest.results import observed_status
+    from quest.run_folder import lock_job_folder, release_folder
+
+    record = {"status": "running", "host": socket.gethostname()}
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from pathlib import Path; from quest.run_folder import lock_folder; "
+        f"lock_folder(Path({str(tmp_path)!r})); print('locked', flush=True); time.sleep(60)")],
+        cwd=ROOT, env=subprocess_env(), stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        assert observed_status(tmp_path, record) == "running"
+    finally:
+        holder.kill()
+        holder.wait()
+    assert observed_status(tmp_path, record) == "killed"
+    assert observed_status(tmp_path, {**record, "host": "another-machine"}) == "running"
+    assert observed_status(tmp_path, {"status": "running"}) == "killed"  # a record from before hosts were named
+    assert observed_status(tmp_path, {**record, "status": "completed"}) == "completed"
+    assert lock_job_folder(tmp_path) is None  # this process now holds it: running again
+    assert observed_status(tmp_path, record) == "running"
+    release_folder(tmp_path)
+    assert observed_status(tmp_path, record) == "killed"

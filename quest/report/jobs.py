@@ -13,7 +13,7 @@ from typing import Any
 
 from quest.energy.record import read_record
 from quest.not_training import ECHOES, NOT_TRAINING, changes_training
-from quest.results import ENERGY_FILE, RESULTS_FILE, read_json
+from quest.results import ENERGY_FILE, RESULTS_FILE, observed_status, read_json
 
 REPORT_FIGS = "report_figs"
 
@@ -33,7 +33,7 @@ class Job:
 
     @property
     def status(self) -> str:
-        return str(self.results.get("status") or "unreadable")
+        return observed_status(self.folder, self.results)
 
     @property
     def config(self) -> dict[str, Any]:
@@ -47,7 +47,9 @@ class Job:
     def error(self) -> str:
         """'<kind>: <message>' for a failed job; a note for other unfinished jobs."""
         if self.status == "running":
-            return "no result: interrupted, or still training"
+            return "no result yet: still training"
+        if self.status == "killed":
+            return "killed: its process ended without recording an end (re-run the sweep to resume from last.ckpt)"
         kind, message = self.results.get("error_kind"), self.results.get("error")
         if not message:
             return kind or "no reason recorded"
