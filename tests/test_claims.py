@@ -11,9 +11,10 @@ from quest.report.claims import ACC_MARGIN, HOLDS, FAILS, MISSING, SCALE, claims
 from quest.report.jobs import Job
 
 
-def job(tmp_path, name, bits, neuron, acc, epochs=2, width=0.25, source="npz", energy=None) -> Job:
+def job(tmp_path, name, bits, neuron, acc, epochs=2, width=0.25, source="npz", energy=None, start=None) -> Job:
     config = {"precision": {"bits": bits}, "neuron": {"name": neuron}, "model": {"width_mult": width},
-              "data": {"name": "cifar10", "source": source}, "encoding": {"time_steps": 4}}
+              "data": {"name": "cifar10", "source": source}, "encoding": {"time_steps": 4},
+              "module": {"start_spike_rate": start}}
     results = {"status": "completed", "overrides": [], "config": config, "test_acc": acc, "epochs": epochs}
     folder = tmp_path / name
     folder.mkdir()
@@ -84,3 +85,22 @@ def test_pattern_claim_needs_the_3_state_card(tmp_path):
                {"conv2": 0.0}, 10.0, device="rram_hfox_4level")
     rows = by_claim(claims([job(tmp_path, "r", 2, "if_hard", 0.5, energy=e)]))
     assert rows["pattern 6 has the lowest write energy in every layer"]["verdict"] == MISSING
+
+
+def test_fp32_margin_compares_runs_of_the_fp32_runs_length_one_row_per_recipe(tmp_path):
+    """A 20-epoch headline beside 3-epoch grid runs: the FP32 comparison uses the 3-epoch runs, the
+    paper's recipe and the opt-in start calibration each get their own row."""
+    jobs = [job(tmp_path, "fp", None, "if_hard", 0.60, epochs=3),
+            job(tmp_path, "long", 2, "if_hard", 0.80, epochs=20), job(tmp_path, "q2", 2, "if_hard", 0.58, epochs=3),
+            job(tmp_path, "p3", 3, "if_hard", 0.10, epochs=1), job(tmp_path, "p4", 4, "if_hard", 0.10, epochs=1),
+            job(tmp_path, "c3", 3, "if_hard", 0.58, epochs=3, start=0.1),
+            job(tmp_path, "c4", 4, "if_hard", 0.575, epochs=3, start=0.1)]
+    rows = by_claim(claims(jobs))
+    assert rows["test accuracy, 2-bit IF_Hard"]["measured"] == 0.80  # the longest run
+    paper = rows["2/3/4-bit within a small margin of FP32, if_hard (only 2-bit run)"]
+    assert [r["job"] for r in paper["runs"]] == ["fp", "q2"] and paper["measured"]["2-bit"] == pytest.approx(-0.02)
+    assert all(r["recipe"] == "paper" for r in paper["runs"])
+    cal = rows["2/3/4-bit within a small margin of FP32, if_hard, with start_spike_rate=0.1 (opt-in, not the paper's)"]
+    assert [r["job"] for r in cal["runs"]] == ["fp", "q2", "c3", "c4"]
+    assert cal["measured"]["4-bit"] == pytest.approx(-0.025) and cal["verdict"] == HOLDS
+    assert [r["recipe"] for r in cal["runs"]][2:] == ["start_spike_rate=0.1"] * 2
