@@ -113,29 +113,36 @@ def scan_forward(
     spec: ScanSpec,
     static_steps: int = 0,
     on_step: Callable[[int, torch.Tensor], None] | None = None,
-    spike_dtype: torch.dtype | None = None,
 ) -> None:
     """Fill h[t] = H_t and s[t] = S_t (0/1) for t = 0..T-1, without autograd; U_{T-1}, which feeds
     nothing, is not computed.
 
     x is [T, ...], or, with static_steps = T, [...]: the same current at every step. `h` may be `x`
     itself (x is then overwritten by H) or None (H not kept); `s` may be None (S not kept).
-    `on_step(t, S_t)` sees every step's spikes while they exist (in `spike_dtype`, default h's when
-    `s` is None). x may be in a lower precision than h (mixed precision): H_t = x_t + U_{t-1} is
-    then computed in h's dtype.
+    `on_step(t, S_t)` sees every step's spikes, in H's dtype, while they exist. x and s may be in a
+    lower precision than h (mixed precision): H_t = x_t + U_{t-1} and S_t are computed in h's dtype
+    (x_t widened first, exactly, then added; S_t written to s with one cast, 0 and 1 being exact),
+    because CPU kernels that mix dtypes in one operation run several times slower.
     """
     steps = static_steps or x.shape[0]
     u = h_t = s_t = None
     for t in range(steps):
         x_t = x if static_steps else x[t]
         h_t = h[t] if h is not None else torch.empty_like(x_t) if h_t is None else h_t
-        s_t = s[t] if s is not None else torch.empty_like(h_t, dtype=spike_dtype) if s_t is None else s_t
+        if s is not None and s.dtype == h_t.dtype:
+            s_t = s[t]
+        elif s_t is None:  # a step buffer in H's dtype
+            s_t = torch.empty_like(h_t)
         if u is None:
             if h_t.data_ptr() != x_t.data_ptr():
                 h_t.copy_(x_t)
-        else:
+        elif x_t.dtype == h_t.dtype:
             torch.add(x_t, u, out=h_t)
+        else:  # the same values as add(x_t, u): widening x_t is exact, then the same float add
+            h_t.copy_(x_t).add_(u)
         torch.gt(h_t, spec.theta, out=s_t)
+        if s is not None and s_t.data_ptr() != s[t].data_ptr():
+            s[t].copy_(s_t)
         if on_step is not None:
             on_step(t, s_t)
         if t == steps - 1:
