@@ -126,6 +126,7 @@ def scan_forward(
     """
     steps = static_steps or x.shape[0]
     u = h_t = s_t = None
+    u_raw = scratch = None  # step buffers: U' before quantization, the quantizer's work buffer
     for t in range(steps):
         x_t = x if static_steps else x[t]
         h_t = h[t] if h is not None else torch.empty_like(x_t) if h_t is None else h_t
@@ -147,9 +148,12 @@ def scan_forward(
             on_step(t, s_t)
         if t == steps - 1:
             break
-        u = _reset_into(h_t, s_t, spec, torch.empty_like(h_t) if u is None else u)
-        if alpha is not None:
-            mint_quantize_out(u, alpha, spec.q_max, out=u)
+        if alpha is None:
+            u = _reset_into(h_t, s_t, spec, torch.empty_like(h_t) if u is None else u)
+            continue
+        if u is None:
+            u, u_raw, scratch = torch.empty_like(h_t), torch.empty_like(h_t), torch.empty_like(h_t)
+        mint_quantize_out(_reset_into(h_t, s_t, spec, u_raw), alpha, spec.q_max, out=u, scratch=scratch)
 
 
 # -- backward ---------------------------------------------------------------------------------
