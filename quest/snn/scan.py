@@ -169,8 +169,9 @@ _CHUNK_BYTES = 8 * 2**20  # backward temporaries stay this small: a few reusable
 
 def _local_factors(
     hp: torch.Tensor, alpha: torch.Tensor | None, spec: ScanSpec
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """For steps whose U feeds the next step: (dU_t/dH_t, dq/dalpha(U'_t)), from H only."""
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    """For steps whose U feeds the next step: (dU_t/dH_t, dq/dalpha(U'_t), sg(H_t - theta)), from H only
+    (the surrogate is returned for the dL/dS_t term, so it is computed once)."""
     theta, leak = spec.theta, spec.leak
     a = torch.le(hp, theta, out=torch.empty_like(hp))  # 1 - S
     u = None
@@ -189,11 +190,11 @@ def _local_factors(
         if leak != 1.0:
             a.mul_(leak)
     if u is None:
-        return a, None
+        return a, None, sg
     # torch.tanh, as the reference path: another formula (2 sigmoid(2u) - 1) can put tanh(U') on the
     # other side of alpha in the clamp's indicator and move dL/dalpha by far more than rounding
-    dq_du, dq_dalpha = mint_derivatives_(u.tanh_(), alpha, spec.q_max, scratch=sg)  # sg's buffer reused
-    return a.mul_(dq_du), dq_dalpha
+    dq_du, dq_dalpha = mint_derivatives_(u.tanh_(), alpha, spec.q_max)
+    return a.mul_(dq_du), dq_dalpha, sg
 
 
 GradS = Callable[[int, int], torch.Tensor]  # (start, end) -> dL/dS_t for t in [start, end)
@@ -211,8 +212,8 @@ def _backward_eager_(
     end = steps - 1  # steps [start, end) feed the next step
     while end > 0:
         start = max(0, end - k)
-        a, dq_dalpha = _local_factors(h[start:end], alpha, spec)
-        g = _surrogate_(h[start:end].sub_(spec.theta), spec.surrogate).mul_(grad_s(start, end))
+        a, dq_dalpha, sg = _local_factors(h[start:end], alpha, spec)
+        g = torch.mul(sg, grad_s(start, end), out=h[start:end])  # H of these steps is no longer needed
         for t in range(end - start - 1, -1, -1):
             g[t].addcmul_(h[start + t + 1], a[t])
         if dq_dalpha is not None:  # sum_t dL/dH_{t+1} dq/dalpha_t
