@@ -136,3 +136,14 @@ def test_fast_levels_equal_plain_tanh_levels(q_max, dtype):
             assert torch.equal(mint_levels(x, a, q_max), plain.to(torch.int8))
     nan = torch.tensor([float("nan"), 0.2], dtype=dtype)
     assert torch.isnan(mint_levels_into(nan, torch.tensor(0.5, dtype=dtype), q_max, torch.empty_like(nan))[0])
+
+
+def test_levels_reuse_their_work_buffers_without_stale_values():
+    """MintQuantizer.levels keeps its work buffers between calls (the monitor calls it every step):
+    each call gives the plain levels of its own weights, also when the shape changes."""
+    q = MintQuantizer(3, torch.randn(8, 4, 3, 3))
+    alpha = q.scale().detach()
+    for shape in [(8, 4, 3, 3), (8, 4, 3, 3), (5, 7)]:
+        w = torch.randn(shape) * 0.3
+        assert torch.equal(q.levels(w), _plain_levels(w, alpha, q.q_max).to(torch.int8))
+    assert q._level_work[0].shape == (5, 7)

@@ -137,10 +137,14 @@ def mint_quantize_fused(x: torch.Tensor, alpha: torch.Tensor, q_max: int) -> tor
     return _MintQuantize.apply(x, alpha, q_max)
 
 
-def mint_levels(x: torch.Tensor, alpha: torch.Tensor, q_max: int) -> torch.Tensor:
-    """Integer levels round(Q * clamp(tanh(x)/alpha, -1, 1)) in [-Q, Q], as int8 (no gradient)."""
+def mint_levels(
+    x: torch.Tensor, alpha: torch.Tensor, q_max: int, work: tuple[torch.Tensor, torch.Tensor] | None = None
+) -> torch.Tensor:
+    """Integer levels round(Q * clamp(tanh(x)/alpha, -1, 1)) in [-Q, Q], as int8 (no gradient).
+    `work`: two float tensors like x to compute in (fresh ones otherwise)."""
     with torch.no_grad():
-        return mint_levels_into(x.detach(), alpha.detach(), q_max, torch.empty_like(x)).to(torch.int8)
+        out, scratch = work if work is not None else (torch.empty_like(x), None)
+        return mint_levels_into(x.detach(), alpha.detach(), q_max, out, scratch).to(torch.int8)
 
 
 class MintQuantizer(nn.Module):
@@ -154,6 +158,9 @@ class MintQuantizer(nn.Module):
         self.bits = bits
         self.q_max = max_level(bits)
         self.alpha = nn.Parameter(torch.tensor(1.0))
+        # levels() work buffers, made on first use (the transition monitor reads the levels after every
+        # step: fresh weight-sized buffers each time doubled its cost through page faults); not state
+        self._level_work: tuple[torch.Tensor, torch.Tensor] | None = None
         if init_weight is not None:
             self.init_alpha(init_weight)
 
@@ -175,7 +182,12 @@ class MintQuantizer(nn.Module):
         return mint_quantize_fused(x, self.scale(), self.q_max)
 
     def levels(self, x: torch.Tensor) -> torch.Tensor:
-        return mint_levels(x, self.scale(), self.q_max)
+        """mint_levels of x (int8), computed in buffers kept for the next call with x's shape."""
+        work = self._level_work
+        if work is None or work[0].shape != x.shape or work[0].dtype != x.dtype or work[0].device != x.device:
+            work = tuple(torch.empty(x.shape, dtype=x.dtype, device=x.device) for _ in range(2))  # type: ignore[assignment]
+            self._level_work = work
+        return mint_levels(x, self.scale(), self.q_max, work)
 
     def extra_repr(self) -> str:
         return f"bits={self.bits}, levels={self.num_levels}"
