@@ -315,9 +315,13 @@ def monitor_hook(net: nn.Module) -> tuple[Callable[[tuple[torch.Tensor, torch.Te
         return None, f"not measured: the transition monitor could not be set up ({type(e).__name__}: {e})"
     batch_idx = iter(range(10**9))
 
+    device = next(net.parameters()).device
+
     def update(batch: tuple[torch.Tensor, torch.Tensor]) -> None:
+        _sync(device)
         t0 = time.perf_counter()
         monitor.on_train_batch_end(trainer, module, None, batch, next(batch_idx))
+        _sync(device)
         update.times.append(time.perf_counter() - t0)  # type: ignore[attr-defined]
 
     update.times = []  # type: ignore[attr-defined]
@@ -571,6 +575,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         hook_times = monitor_updates[-args.steps :]
         monitor["update_ms"] = statistics.median(hook_times) * 1e3
         monitor["update_pct_of_step"] = 100.0 * statistics.median(hook_times) / statistics.median(times["quest"])
+        if "quest-bf16" in times:  # the same update against the bf16-mixed step
+            monitor["update_pct_of_bf16_step"] = 100.0 * statistics.median(hook_times) / statistics.median(times["quest-bf16"])
     return {
         "date": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
@@ -666,7 +672,8 @@ def markdown(report: dict[str, Any]) -> str:
         extra.append(
             f"Energy monitors (transition monitor updated after every step): {mon['overhead_pct']:+.1f}% of the step "
             f"(difference of the monitored and the plain step); the update itself {mon['update_ms']:.1f} ms, "
-            f"{mon['update_pct_of_step']:.1f}% of the median QUEST step."
+            f"{mon['update_pct_of_step']:.1f}% of the median QUEST step"
+            + (f", {mon['update_pct_of_bf16_step']:.1f}% of the bf16-mixed one." if "update_pct_of_bf16_step" in mon else ".")
         )
     else:
         extra.append(f"Energy monitors: {mon['status']}.")

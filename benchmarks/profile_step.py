@@ -2,7 +2,10 @@
 split into the components of the fused layer.
 
     python benchmarks/profile_step.py [--variant quest-bf16] [--batch-size 16] [--steps 3] [--threads 2]
-                                      [--out PATH.json]
+                                      [--before-rev REV] [--out PATH.json]
+
+With --before-rev, QUEST's code at that commit (extracted with `git archive`, as compare_revisions.py
+does) is profiled instead of the working tree's, for a before/after breakdown (quest variants only).
 
 The step is bench_train_step.py's (forward and loss under autocast for the -bf16 variants, backward
 outside, Adam). Components are the Python functions of the fused path, each wrapped in a
@@ -65,12 +68,12 @@ def _ranged(label: str, fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 @contextlib.contextmanager
-def wrapped() -> Any:
+def wrapped(package: str = "quest") -> Any:
     import importlib
 
     saved = []
     for label, mod_name, attr in WRAPPED:
-        mod = importlib.import_module(mod_name)
+        mod = importlib.import_module(package + mod_name.removeprefix("quest"))
         saved.append((mod, attr, getattr(mod, attr)))
         setattr(mod, attr, _ranged(label, getattr(mod, attr)))
     try:
@@ -86,10 +89,21 @@ def profile(args: argparse.Namespace) -> dict[str, Any]:
     device = torch.device("cpu")
     bench_args = bench.parse_args(["--batch-size", str(args.batch_size), "--device", "cpu"])
     trainer = bench.make_trainer(args.variant, bench_args, device)
+    package = "quest"
+    if args.before_rev:
+        if not args.variant.startswith("quest"):
+            raise SystemExit("--before-rev profiles QUEST variants only")
+        from quest_before.models.vgg import SpikingVGG
+        from quest_before.snn.encoding import DirectEncoder
+
+        torch.manual_seed(0)
+        net = SpikingVGG(DirectEncoder(bench_args.time_steps), {"name": "if_hard", "theta": bench.THETA}, bits=bench_args.bits)
+        trainer = bench.Trainer(args.variant, net, mixed=args.variant.endswith(bench.MIXED))
+        package = "quest_before"
     opt_step = trainer.opt.step
     trainer.opt.step = _ranged(OPTIMIZER, opt_step)  # type: ignore[method-assign]
     x, y = bench._inputs(bench_args, device)
-    with wrapped():
+    with wrapped(package):
         for _ in range(args.warmup):
             trainer.step(x, y)
         walls = []
@@ -111,6 +125,7 @@ def profile(args: argparse.Namespace) -> dict[str, Any]:
     top_ops = sorted(ops, key=lambda e: e.self_cpu_time_total, reverse=True)[:15]
     return {
         "variant": args.variant,
+        "code": f"quest at {args.before_rev}" if args.before_rev else "working tree",
         "batch_size": args.batch_size,
         "threads": torch.get_num_threads(),
         "steps": args.steps,
@@ -125,7 +140,7 @@ def profile(args: argparse.Namespace) -> dict[str, Any]:
 
 def markdown(rep: dict[str, Any]) -> str:
     lines = [
-        f"{rep['variant']}, batch {rep['batch_size']}, {rep['threads']} threads, load {rep['load_average']}: "
+        f"{rep['variant']} ({rep['code']}), batch {rep['batch_size']}, {rep['threads']} threads, load {rep['load_average']}: "
         f"step {rep['step_ms_profiled']:.0f} ms profiled",
         "",
         "| component | ms per step | % of step |",
@@ -148,9 +163,23 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--before-rev", default=None, help="profile QUEST at this commit instead of the working tree")
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
-    bench.publish(profile(args), markdown, args.out)
+    if not args.before_rev:
+        bench.publish(profile(args), markdown, args.out)
+        return
+    import shutil
+    import tempfile
+
+    from ablation_fast_paths import extract_before
+
+    tmp = Path(tempfile.mkdtemp(prefix="quest_before_"))
+    try:
+        extract_before(args.before_rev, tmp)
+        bench.publish(profile(args), markdown, args.out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

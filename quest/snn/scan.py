@@ -122,22 +122,24 @@ def scan_forward(
     `on_step(t, S_t)` sees every step's spikes, in H's dtype, while they exist. x and s may be in a
     lower precision than h (mixed precision): H_t = x_t + U_{t-1} and S_t are computed in h's dtype
     (x_t widened first, exactly, then added; S_t written to s with one cast, 0 and 1 being exact),
-    because CPU kernels that mix dtypes in one operation run several times slower.
+    because CPU kernels that mix dtypes in one operation run several times slower (GPU kernels do not:
+    there the mixed operations run as they are, with the same values).
     """
+    split = x.device.type == "cpu"  # keep every CPU kernel in one dtype
     steps = static_steps or x.shape[0]
     u = h_t = s_t = None
     u_raw = scratch = None  # step buffers: U' before quantization, the quantizer's work buffer
     for t in range(steps):
         x_t = x if static_steps else x[t]
         h_t = h[t] if h is not None else torch.empty_like(x_t) if h_t is None else h_t
-        if s is not None and s.dtype == h_t.dtype:
+        if s is not None and (s.dtype == h_t.dtype or not split):
             s_t = s[t]
         elif s_t is None:  # a step buffer in H's dtype
             s_t = torch.empty_like(h_t)
         if u is None:
             if h_t.data_ptr() != x_t.data_ptr():
                 h_t.copy_(x_t)
-        elif x_t.dtype == h_t.dtype:
+        elif x_t.dtype == h_t.dtype or not split:
             torch.add(x_t, u, out=h_t)
         else:  # the same values as add(x_t, u): widening x_t is exact, then the same float add
             h_t.copy_(x_t).add_(u)
