@@ -36,6 +36,8 @@ run() {  # run NAME CMD...: logs the command, the load before/after and the exit
 { echo "commit $(git rev-parse HEAD)$(git diff --quiet || echo ' (working tree modified)')"; uptime; nproc; } > "$OUT/machine.txt"
 START=$(date +%s)
 
+# 0. the numbers are the same as before this work: logits, gradients, levels bit for bit (not timed)
+run identical "$PY" benchmarks/check_identical.py --before-rev "$BEFORE"
 # 1. bf16-mixed training step at batch 16 and 64, 2 threads: QUEST vs the bf16 floor and SpikingJelly bf16;
 #    QUEST fp32 is there for the monitor (quest+monitor: the transition monitor after every step)
 for B in 16 $B64; do
