@@ -18,11 +18,11 @@ BEFORE=${BEFORE:-4be567f}  # main before issue 15's changes
 mkdir -p "$OUT"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" WANDB_MODE=offline WANDB_SILENT=true
 if [ -n "${QUICK:-}" ]; then
-  S16="--steps 2 --warmup 1"; S64="--steps 1 --warmup 1"; SAB="--steps 2 --warmup 1"; SPROF="--steps 1 --warmup 1"
-  SEP="--steps 2 --rounds 1 --width 0.125"; B64=32
+  S16="--steps 2 --warmup 1"; S64="--steps 1 --warmup 1"; SAB="--steps 1 --warmup 0"; SPROF="--steps 1 --warmup 0"
+  SEP="--steps 2 --rounds 1 --width 0.125"; B16=2; B64=4
 else
   S16="--steps 12 --warmup 2"; S64="--steps 8 --warmup 1"; SAB="--steps 8 --warmup 1"; SPROF="--steps 3 --warmup 1"
-  SEP="--steps 39 --rounds 3 --width 0.25"; B64=64
+  SEP="--steps 39 --rounds 3 --width 0.25"; B16=16; B64=64
 fi
 LOG="$OUT/commands.log"
 : > "$LOG"
@@ -40,19 +40,19 @@ START=$(date +%s)
 run identical "$PY" benchmarks/check_identical.py --before-rev "$BEFORE"
 # 1. bf16-mixed training step at batch 16 and 64, 2 threads: QUEST vs the bf16 floor and SpikingJelly bf16;
 #    QUEST fp32 is there for the monitor (quest+monitor: the transition monitor after every step)
-for B in 16 $B64; do
-  if [ "$B" = 16 ]; then STEPS=$S16; else STEPS=$S64; fi
+for B in $B16 $B64; do
+  if [ "$B" = "$B16" ]; then STEPS=$S16; else STEPS=$S64; fi
   run "step_b$B" "$PY" benchmarks/bench_train_step.py --variants quest quest-bf16 floor-bf16 spikingjelly-bf16 \
     --batch-size "$B" $STEPS --threads 2 --no-memory --no-data --no-optimizer --out "$OUT/step_b$B"
 done
 # 2. before/after of this work, bf16-mixed, batch 16, 2 threads, in one process
-run ab_b16 "$PY" benchmarks/compare_revisions.py --before-rev "$BEFORE" --mixed --batch-size 16 $SAB --threads 2 \
+run ab_b16 "$PY" benchmarks/compare_revisions.py --before-rev "$BEFORE" --mixed --batch-size "$B16" $SAB --threads 2 \
   --out "$OUT/ab_b16"
 # 3. where the bf16 step's time goes, before and after (torch.profiler), and the floor's step
-run profile_now "$PY" benchmarks/profile_step.py --variant quest-bf16 --batch-size 16 $SPROF --threads 2 --out "$OUT/profile_now"
-run profile_before "$PY" benchmarks/profile_step.py --variant quest-bf16 --batch-size 16 $SPROF --threads 2 \
+run profile_now "$PY" benchmarks/profile_step.py --variant quest-bf16 --batch-size "$B16" $SPROF --threads 2 --out "$OUT/profile_now"
+run profile_before "$PY" benchmarks/profile_step.py --variant quest-bf16 --batch-size "$B16" $SPROF --threads 2 \
   --before-rev "$BEFORE" --out "$OUT/profile_before"
-run profile_floor "$PY" benchmarks/profile_step.py --variant floor-bf16 --batch-size 16 $SPROF --threads 2 --out "$OUT/profile_floor"
+run profile_floor "$PY" benchmarks/profile_step.py --variant floor-bf16 --batch-size "$B16" $SPROF --threads 2 --out "$OUT/profile_floor"
 # 4. a slice of one full-CIFAR-10 epoch (x0.25, batch 128, T = 4): train.py's pipeline with monitors and
 #    validation in proportion vs SpikingJelly's bare loop, fp32 and bf16-mixed
 run epoch_fp32 "$PY" benchmarks/bench_epoch.py $SEP --batch-size 128 --threads 2 --data "$NPZ" --out "$OUT/epoch_fp32"
@@ -70,11 +70,8 @@ def load(name):
     except (OSError, ValueError):
         return None
 rows = ["| quantity | value | load average (start -> end) |", "| --- | ---: | --- |"]
-for b in ("16", "64"):
-    r = load(f"step_b{b}")
-    if not r:
-        rows.append(f"| step, batch {b} | not measured (see step_b{b}.log) | |")
-        continue
+for path in sorted(out.glob("step_b*.json"), key=lambda p: int(p.stem[6:])):
+    r = load(path.stem)
     res, load_ = r["results"], f"{r['load_average']['start']} -> {r['load_average']['end']}"
     b = r["config"]["batch_size"]
     q = res["quest-bf16"]
