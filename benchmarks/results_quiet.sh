@@ -19,10 +19,10 @@ mkdir -p "$OUT"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" WANDB_MODE=offline WANDB_SILENT=true
 if [ -n "${QUICK:-}" ]; then
   S16="--steps 2 --warmup 1"; S64="--steps 1 --warmup 1"; SAB="--steps 1 --warmup 0"; SPROF="--steps 1 --warmup 0"
-  SEP="--steps 2 --rounds 1 --width 0.125"; B16=2; B64=4
+  SEP="--steps 2 --rounds 1 --width 0.125"; SEPB=$SEP; B16=2; B64=4
 else
   S16="--steps 12 --warmup 2"; S64="--steps 8 --warmup 1"; SAB="--steps 8 --warmup 1"; SPROF="--steps 3 --warmup 1"
-  SEP="--steps 39 --rounds 3 --width 0.25"; B16=16; B64=64
+  SEP="--steps 39 --rounds 3 --width 0.25"; SEPB="--steps 39 --rounds 2 --width 0.25"; B16=16; B64=64
 fi
 LOG="$OUT/commands.log"
 : > "$LOG"
@@ -56,7 +56,7 @@ run profile_floor "$PY" benchmarks/profile_step.py --variant floor-bf16 --batch-
 # 4. a slice of one full-CIFAR-10 epoch (x0.25, batch 128, T = 4): train.py's pipeline with monitors and
 #    validation in proportion vs SpikingJelly's bare loop, fp32 and bf16-mixed
 run epoch_fp32 "$PY" benchmarks/bench_epoch.py $SEP --batch-size 128 --threads 2 --data "$NPZ" --out "$OUT/epoch_fp32"
-run epoch_bf16 "$PY" benchmarks/bench_epoch.py $SEP --batch-size 128 --threads 2 --precision bf16-mixed --data "$NPZ" \
+run epoch_bf16 "$PY" benchmarks/bench_epoch.py $SEPB --batch-size 128 --threads 2 --precision bf16-mixed --data "$NPZ" \
   --out "$OUT/epoch_bf16"
 echo "total $(( $(date +%s) - START )) s" | tee -a "$LOG"
 
@@ -87,7 +87,7 @@ for path in sorted(out.glob("step_b*.json"), key=lambda p: int(p.stem[6:])):
                     f"{m['update_pct_of_step']:.1f}%, {m.get('update_pct_of_bf16_step', float('nan')):.1f}% | {load_} |")
 ab = load("ab_b16")
 if ab:
-    rows.append(f"| bf16 step now / before ({ab['before_rev']}), batch 16 | {ab['ratios']['now/before']:.2f}x | "
+    rows.append(f"| bf16 step now / before ({ab['before_rev']}), batch {ab['batch_size']} | {ab['ratios']['now/before']:.2f}x | "
                 f"{ab['load_average']['start']} -> {ab['load_average']['end']} |")
 for name in ("epoch_fp32", "epoch_bf16"):
     e = load(name)
