@@ -95,6 +95,10 @@ for name in ("epoch_fp32", "epoch_bf16"):
         rows.append(f"| {name} | not measured (see {name}.log) | |")
         continue
     res, c = e["results"], e["config"]
+    q = res["quest"]
+    if "prorated_time_over_spikingjelly" in q:
+        rows.append(f"| epoch slice {c['precision']}: QUEST time / SJ time with the layer-health measurements prorated | "
+                    f"{q['prorated_time_over_spikingjelly']:.2f}x | {e['load_average']['start']} -> {e['load_average']['end']} |")
     line = f"| epoch slice {c['precision']}: images/s QUEST (pipeline, monitors) / SpikingJelly (bare loop)"
     sj = res.get("spikingjelly", {}).get("images_per_s")
     ratio = res["quest"].get("spikingjelly_images_per_s_over_quest")
