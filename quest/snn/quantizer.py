@@ -44,7 +44,8 @@ _TANH_GAP = 1e-6
 def _fast_levels(x: torch.Tensor, out: torch.Tensor) -> bool:
     """Levels through sigmoid: on CPU (torch.tanh costs ~40 plain passes per element there), float32/64,
     contiguous."""
-    return x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and x.is_contiguous() and out.is_contiguous()
+    dense = x.is_contiguous() and out.is_contiguous()
+    return x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and dense
 
 
 def mint_levels_into(
