@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # GPU readiness check, one prepared script within 15 minutes of a CUDA machine:
-#   1. the step benchmark at batch 128 (QUEST fp32 / bf16-mixed, SpikingJelly, the dense floor),
+#   1. the step benchmark at batch 128 (QUEST fp32 / bf16-mixed, SpikingJelly, the dense floor; the monitor
+#      update's time and share of the step: "monitor_update_b128"),
 #   2. the end-to-end epoch slice against SpikingJelly's bare loop (benchmarks/bench_epoch.py),
 #   3. one timed epoch of full CIFAR-10 with train.py: VGG8 (width 1), 2-bit IF_Hard, T = 4, batch 256,
 #      data on the GPU, monitors on (the paper's recipe, REFERENCE.md section 6).
@@ -71,6 +72,8 @@ report = {
     "commit": commit,
     "data": data_kind,
     "step_benchmark_b128": {"exit_code": int(s_step), "report": load(logs / "step_b128.json")},
+    # the transition monitor's update after one step (timed inside the monitored step, with CUDA syncs)
+    "monitor_update_b128": ((load(logs / "step_b128.json") or {}).get("monitor") or {}),
     "epoch_slice_vs_spikingjelly": {"exit_code": int(s_slice), "report": load(logs / "epoch_slice.json")},
     "full_epoch_vgg8_2bit_if_hard": {
         "exit_code": int(s_epoch),

@@ -291,3 +291,25 @@ def test_compiled_backward_matches_eager(spec):
     assert torch.allclose(g_e, g_c, rtol=1e-5, atol=1e-5)
     if spec.q_max:
         assert torch.allclose(a_e, a_c, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["if_hard", "lif_soft"])
+@pytest.mark.parametrize("bits", [None, 2, 3])
+def test_scan_forward_of_a_bf16_current_equals_its_fp32_widening(name, bits):
+    """Mixed precision on CPU: scan_forward widens a bf16 current into the fp32 H and writes the spikes
+    to a bf16 tensor through an fp32 step buffer (no mixed-dtype kernels); H and the spikes equal, bit
+    for bit, those of the scan of the same current widened to fp32 beforehand."""
+    torch.manual_seed(14)
+    n = NEURONS[name](theta=0.5)
+    spec = scan.ScanSpec(MintQuantizer(bits).q_max if bits else 0, n.theta, n.leak, n.soft_reset, n.surrogate, False)
+    alpha = torch.tensor(0.4) if bits else None
+    x = (torch.randn(4, 3, 5, 6, 6) * 0.7).bfloat16()
+    h_mixed, s_mixed = torch.empty(x.shape), torch.empty(x.shape, dtype=torch.bfloat16)
+    scan.scan_forward(x, h_mixed, s_mixed, alpha, spec)
+    h_ref, s_ref = torch.empty(x.shape), torch.empty(x.shape)
+    scan.scan_forward(x.float(), h_ref, s_ref, alpha, spec)
+    assert 0 < s_ref.sum() < s_ref.numel()
+    assert torch.equal(h_mixed, h_ref) and torch.equal(s_mixed.float(), s_ref)
+    seen = []  # without s: every step's spikes reach on_step, in H's dtype
+    scan.scan_forward(x, torch.empty(x.shape), None, alpha, spec, on_step=lambda t, s_t: seen.append(s_t.clone()))
+    assert all(s_t.dtype == torch.float32 for s_t in seen) and torch.equal(torch.stack(seen), s_ref)

@@ -34,6 +34,21 @@ def test_transition_counts_by_hand():
     assert transition_counts(prev, cur, 1).tolist() == [[1, 1, 0], [1, 1, 1], [0, 1, 2]]
 
 
+@pytest.mark.parametrize("q_max", [1, 3, 7])
+def test_transition_counts_equal_the_int64_definition(q_max):
+    """The int16 pair index gives the counts of the plain int64 form, every (i, j) pair included
+    (the extremes -Q -> Q and Q -> -Q reach the largest index, k^2 - 1)."""
+    g = torch.Generator().manual_seed(q_max)
+    prev = torch.randint(-q_max, q_max + 1, (3, 5, 3, 3), generator=g, dtype=torch.int8)
+    cur = torch.randint(-q_max, q_max + 1, (3, 5, 3, 3), generator=g, dtype=torch.int8)
+    prev.view(-1)[:2], cur.view(-1)[:2] = torch.tensor([-q_max, q_max]), torch.tensor([q_max, -q_max])
+    k = 2 * q_max + 1
+    plain = torch.zeros(k, k, dtype=torch.int64)
+    for i, j in zip(prev.flatten().tolist(), cur.flatten().tolist()):
+        plain[i + q_max, j + q_max] += 1
+    assert torch.equal(transition_counts(prev, cur, q_max), plain)
+
+
 def test_quest_subset_shape():
     levels = torch.zeros(128, 64, 3, 3, dtype=torch.int8)
     assert quest_subset(levels).shape == (32, 16, 2, 2)

@@ -74,3 +74,76 @@ def test_alpha_starts_at_two_mean_abs_over_sqrt_q():
 def test_unsupported_bits_name_the_key():
     with pytest.raises(ValueError, match=r"precision\.bits=5"):
         MintQuantizer(5)
+
+
+def _plain_levels(x: torch.Tensor, alpha: torch.Tensor, q_max: int) -> torch.Tensor:
+    """The definition's levels with torch.tanh (as `mint_quantize` computes them)."""
+    return torch.round(torch.clamp(torch.tanh(x) / alpha, -1.0, 1.0) * q_max)
+
+
+def _boundary_inputs(alpha: float, q_max: int, dtype: torch.dtype) -> torch.Tensor:
+    """x at every rounding boundary of the levels and a few ulps around it: for each half-integer
+    k + 1/2, the float where the plain level changes (bisection over the floats), +-8 ulps, both signs."""
+    a = torch.tensor(alpha, dtype=dtype)
+    xs = []
+    for k in range(q_max):
+        target = alpha * (k + 0.5) / q_max
+        if target >= 1.0:
+            continue
+        lo = torch.tensor(math.atanh(target) * 0.99, dtype=dtype)
+        hi = torch.tensor(min(math.atanh(target) * 1.01 + 1e-6, 20.0), dtype=dtype)
+        for _ in range(200):  # bisection: plain level at lo <= k, at hi > k
+            mid = (lo + hi) / 2
+            if mid in (lo, hi):
+                break
+            if _plain_levels(mid.view(1), a, q_max).item() > k:
+                hi = mid
+            else:
+                lo = mid
+        x = hi
+        around = [x]
+        up = down = x
+        for _ in range(8):
+            up, down = torch.nextafter(up, up + 1), torch.nextafter(down, down - 1)
+            around += [up, down]
+        xs += around + [-v for v in around]
+    return torch.stack(xs)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("q_max", [1, 3, 7])
+def test_fast_levels_equal_plain_tanh_levels(q_max, dtype):
+    """mint_levels_into (sigmoid, then torch.tanh near rounding boundaries) gives exactly the levels of
+    the plain definition: at and around every boundary, for small and large alpha, on a million
+    random values, and for inf/-inf and large |x|; so the membrane quantizer, the weight quantizer and
+    the monitors' levels are unchanged."""
+    from quest.snn.quantizer import mint_levels_into, mint_quantize_out
+
+    g = torch.Generator().manual_seed(q_max)
+    for alpha in (0.9, 0.37, 0.05, 1e-3):
+        a = torch.tensor(alpha, dtype=dtype)
+        edge = _boundary_inputs(alpha, q_max, dtype)
+        rand = torch.randn(1_000_000, generator=g, dtype=dtype) * alpha
+        special = torch.tensor([0.0, -0.0, float("inf"), -float("inf"), 30.0, -30.0, 1e-30], dtype=dtype)
+        mixed = torch.cat([rand[:1000], edge[: len(edge) // 2 * 2]])
+        for x in (edge, rand, special, mixed.view(1, -1, 2), mixed.view(-1, 2).t()):  # .t(): not contiguous
+            plain = _plain_levels(x, a, q_max)
+            if x is edge:
+                assert len(plain.unique()) >= 2 * q_max  # the boundaries were found: levels change
+            got = mint_levels_into(x, a, q_max, torch.empty_like(x))
+            assert torch.equal(got, plain), (alpha, (got != plain).sum())
+            assert torch.equal(mint_quantize_out(x, a, q_max, out=torch.empty_like(x)), mint_quantize(x, a, q_max))
+            assert torch.equal(mint_levels(x, a, q_max), plain.to(torch.int8))
+    nan = torch.tensor([float("nan"), 0.2], dtype=dtype)
+    assert torch.isnan(mint_levels_into(nan, torch.tensor(0.5, dtype=dtype), q_max, torch.empty_like(nan))[0])
+
+
+def test_levels_reuse_their_work_buffers_without_stale_values():
+    """MintQuantizer.levels keeps its work buffers between calls (the monitor calls it every step):
+    each call gives the plain levels of its own weights, also when the shape changes."""
+    q = MintQuantizer(3, torch.randn(8, 4, 3, 3))
+    alpha = q.scale().detach()
+    for shape in [(8, 4, 3, 3), (8, 4, 3, 3), (5, 7)]:
+        w = torch.randn(shape) * 0.3
+        assert torch.equal(q.levels(w), _plain_levels(w, alpha, q.q_max).to(torch.int8))
+    assert q._level_work[0].shape == (5, 7)

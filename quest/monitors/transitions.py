@@ -40,9 +40,12 @@ def quest_subset(levels: torch.Tensor) -> torch.Tensor:
 
 
 def transition_counts(prev: torch.Tensor, cur: torch.Tensor, q_max: int) -> torch.Tensor:
-    """C[i, j] = #weights at level i before and level j after (levels -Q..Q -> index 0..2Q)."""
+    """C[i, j] = #weights at level i before and level j after (levels -Q..Q -> index 0..2Q).
+
+    The pair index (i + Q) k + (j + Q) < k^2 <= 225 is formed in int16 (the int64 form took ~10x longer
+    on CPU for the same counts)."""
     k = levels_up_to(q_max)
-    idx = (prev.long() + q_max) * k + (cur.long() + q_max)
+    idx = prev.to(torch.int16).mul_(k).add_(cur.to(torch.int16)).add_(q_max * k + q_max)
     return torch.bincount(idx.flatten(), minlength=k * k).view(k, k)
 
 

@@ -50,6 +50,12 @@ def _conv(
         return F.conv2d(x.to(dtype), weight.to(dtype), None, *conv)
 
 
+def as_float(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """x in `dtype`; a bool tensor (saved spikes) is read as its 0/1 bytes, which CPU kernels convert
+    several times faster than bool (the same values)."""
+    return (x.view(torch.uint8) if x.dtype == torch.bool else x).to(dtype)
+
+
 def _conv_backward(
     grad_out: torch.Tensor,
     x: torch.Tensor,
@@ -62,7 +68,7 @@ def _conv_backward(
 ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     """(dL/dx, dL/dw) of y = conv2d(x, w) (no bias), in w's dtype (grad_out and x are cast to it)."""
     gx, gw, _ = torch.ops.aten.convolution_backward(
-        grad_out.to(weight.dtype), x.to(weight.dtype), weight, None, stride, padding, dilation, False, [0, 0],
+        grad_out.to(weight.dtype), as_float(x, weight.dtype), weight, None, stride, padding, dilation, False, [0, 0],
         groups, [needs[0], needs[1], False],
     )  # fmt: skip
     return gx, gw
@@ -89,14 +95,16 @@ def _conv_scan_forward(
     spec: ScanSpec,
     pool: _Pair | None,
     dtype: torch.dtype | None = None,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """(spikes, H or, when static, the current [B, ...], pool indices or None).
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    """(spikes, H or, when static, the current [B, ...], pool indices or None, the weight the conv
+    used: w, or w cast to `dtype`).
 
     With pool = (kernel, stride) the spikes come out max-pooled, one step at a time: the full
     [T, B, C', H', W'] spike tensor is never built. dtype: the conv's dtype under mixed precision.
     """
     state = weight.dtype  # H, U and the quantizer: the parameters' dtype, also under autocast
     out = dtype or state  # spikes (0/1, exact in any float dtype): the conv dtype, ready for the next conv
+    weight = weight if dtype is None else weight.to(dtype)  # cast once (the backward reuses it)
     if static:  # x [B, C, H, W]: the same current at every step; H is recomputed in backward
         current = _conv(x, weight, conv, dtype).to(state)
         h, like, steps = current, current, time_steps
@@ -109,18 +117,21 @@ def _conv_scan_forward(
     if pool is None:
         spikes = _like_current(like, time_steps, dtype=out)
         scan_forward(current, None if static else h, spikes, alpha, spec, static_steps=steps)
-        return spikes, h, None
+        return spikes, h, None, weight
     probe = F.max_pool2d(like[:1], pool[0], pool[1])  # the pooled shape of one image
     pooled = _like_current(like, time_steps, torch.Size((like.shape[0], *probe.shape[1:])), dtype=out)
     idx = torch.empty_like(pooled, dtype=torch.int64)
+    # the scan's spikes are in H's dtype: pool them there (equal 0/1 values, equal argmax), then cast
+    step_out = pooled[0] if out == state else torch.empty_like(pooled[0], dtype=state)
 
     def pool_step(t: int, s_t: torch.Tensor) -> None:
-        torch.ops.aten.max_pool2d_with_indices.out(s_t, pool[0], pool[1], 0, 1, False, out=pooled[t], indices=idx[t])
+        dest = pooled[t] if out == state else step_out
+        torch.ops.aten.max_pool2d_with_indices.out(s_t, pool[0], pool[1], 0, 1, False, out=dest, indices=idx[t])
+        if out != state:
+            pooled[t].copy_(step_out)
 
-    scan_forward(
-        current, None if static else h, None, alpha, spec, static_steps=steps, on_step=pool_step, spike_dtype=out
-    )
-    return pooled, h, idx
+    scan_forward(current, None if static else h, None, alpha, spec, static_steps=steps, on_step=pool_step)
+    return pooled, h, idx, weight
 
 
 def _pool_grad(grad_y: torch.Tensor, idx: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -151,33 +162,36 @@ class _SpikingConvScan(torch.autograd.Function):
         pool: _Pair | None,
         dtype: torch.dtype | None,
     ) -> torch.Tensor:
-        spikes, h, idx = _conv_scan_forward(x, weight, alpha, conv, time_steps, static, spec, pool, dtype)
-        saved_x = x.ne(0) if binary_input and not static else x
+        spikes, h, idx, conv_weight = _conv_scan_forward(x, weight, alpha, conv, time_steps, static, spec, pool, dtype)
+        saved_x = x.to(torch.bool) if binary_input and not static else x  # x != 0; to(bool) is the fast kernel
         empty = torch.empty(0)
         ctx.save_for_backward(
-            saved_x, weight, h, alpha if alpha is not None else empty, idx if idx is not None else empty
+            saved_x, conv_weight, h, alpha if alpha is not None else empty, idx if idx is not None else empty
         )
-        ctx.cfg = (conv, static, alpha is not None, spec, pool is not None, dtype, x.dtype)
+        ctx.cfg = (conv, static, alpha is not None, spec, pool is not None, dtype, x.dtype, weight.dtype)
         return spikes
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[Any, ...]:
         release_once(ctx)
-        x, weight, h, alpha, idx = ctx.saved_tensors
-        conv, static, quantized, spec, pooled, dtype, x_dtype = ctx.cfg
+        x, w, h, alpha, idx = ctx.saved_tensors  # w: the weight as the conv used it (in `dtype`)
+        conv, static, quantized, spec, pooled, dtype, x_dtype, w_dtype = ctx.cfg
         alpha = alpha if quantized else None
         steps = grad_out.shape[0]
         if static:  # recompute H from the saved current (the same operations: the same values)
             current, h = h, _like_current(h, steps)
             scan_forward(current, h, None, alpha, spec, static_steps=steps)
-        if pooled:  # dL/dS a chunk of steps at a time, from the pooled gradient and the indices
-            grad_s: Any = lambda a, b: _pool_grad(grad_out[a:b], idx[a:b], h[a:b])  # noqa: E731
+        # dL/dS a chunk of steps at a time, in H's dtype (widening a 16-bit gradient is exact, and the
+        # scan's products then do not mix dtypes); pooled: from the pooled gradient and the indices
+        if pooled:
+            grad_s: Any = lambda a, b: _pool_grad(grad_out[a:b].to(h.dtype), idx[a:b], h[a:b])  # noqa: E731
+        elif grad_out.dtype != h.dtype:
+            grad_s = lambda a, b: grad_out[a:b].to(h.dtype)  # noqa: E731
         else:
             grad_s = grad_out
         grad_alpha = scan_backward_(h, grad_s, alpha, spec)  # h <- dL/dcurrent
         needs = (ctx.needs_input_grad[0], ctx.needs_input_grad[1])
-        w = weight if dtype is None else weight.to(dtype)  # the conv backward runs in the forward's dtype
         if static:
             gx, gw = _conv_backward(h.sum(0), x, w, *conv, needs=needs)
         elif h.device.type == "cpu":  # one step at a time: smaller copies of x and dL/dI, smaller workspaces
@@ -188,13 +202,13 @@ class _SpikingConvScan(torch.autograd.Function):
                 if gx is not None:
                     gx[t].copy_(gx_t)
                 if gw_t is not None:  # None when the weight is frozen
-                    gw = gw_t.to(weight.dtype) if gw is None else gw.add_(gw_t)
+                    gw = gw_t.to(w_dtype) if gw is None else gw.add_(gw_t)
         else:
             gx, gw = _conv_backward(h.flatten(0, 1), x.flatten(0, 1), w, *conv, needs=needs)
             if gx is not None:
                 gx = gx.unflatten(0, h.shape[:2])
         gx = gx.to(x_dtype) if gx is not None else None
-        gw = gw.to(weight.dtype) if gw is not None else None
+        gw = gw.to(w_dtype) if gw is not None else None
         grad_alpha = grad_alpha if ctx.needs_input_grad[2] else None
         return gx, gw, grad_alpha, None, None, None, None, None, None, None
 

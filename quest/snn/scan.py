@@ -113,36 +113,49 @@ def scan_forward(
     spec: ScanSpec,
     static_steps: int = 0,
     on_step: Callable[[int, torch.Tensor], None] | None = None,
-    spike_dtype: torch.dtype | None = None,
 ) -> None:
     """Fill h[t] = H_t and s[t] = S_t (0/1) for t = 0..T-1, without autograd; U_{T-1}, which feeds
     nothing, is not computed.
 
     x is [T, ...], or, with static_steps = T, [...]: the same current at every step. `h` may be `x`
     itself (x is then overwritten by H) or None (H not kept); `s` may be None (S not kept).
-    `on_step(t, S_t)` sees every step's spikes while they exist (in `spike_dtype`, default h's when
-    `s` is None). x may be in a lower precision than h (mixed precision): H_t = x_t + U_{t-1} is
-    then computed in h's dtype.
+    `on_step(t, S_t)` sees every step's spikes, in H's dtype, while they exist. x and s may be in a
+    lower precision than h (mixed precision): H_t = x_t + U_{t-1} and S_t are computed in h's dtype
+    (x_t widened first, exactly, then added; S_t written to s with one cast, 0 and 1 being exact),
+    because CPU kernels that mix dtypes in one operation run several times slower (GPU kernels do not:
+    there the mixed operations run as they are, with the same values).
     """
+    split = x.device.type == "cpu"  # keep every CPU kernel in one dtype
     steps = static_steps or x.shape[0]
     u = h_t = s_t = None
+    u_raw = scratch = None  # step buffers: U' before quantization, the quantizer's work buffer
     for t in range(steps):
         x_t = x if static_steps else x[t]
         h_t = h[t] if h is not None else torch.empty_like(x_t) if h_t is None else h_t
-        s_t = s[t] if s is not None else torch.empty_like(h_t, dtype=spike_dtype) if s_t is None else s_t
+        if s is not None and (s.dtype == h_t.dtype or not split):
+            s_t = s[t]
+        elif s_t is None:  # a step buffer in H's dtype
+            s_t = torch.empty_like(h_t)
         if u is None:
             if h_t.data_ptr() != x_t.data_ptr():
                 h_t.copy_(x_t)
-        else:
+        elif x_t.dtype == h_t.dtype or not split:
             torch.add(x_t, u, out=h_t)
+        else:  # the same values as add(x_t, u): widening x_t is exact, then the same float add
+            h_t.copy_(x_t).add_(u)
         torch.gt(h_t, spec.theta, out=s_t)
+        if s is not None and s_t.data_ptr() != s[t].data_ptr():
+            s[t].copy_(s_t)
         if on_step is not None:
             on_step(t, s_t)
         if t == steps - 1:
             break
-        u = _reset_into(h_t, s_t, spec, torch.empty_like(h_t) if u is None else u)
-        if alpha is not None:
-            mint_quantize_out(u, alpha, spec.q_max, out=u)
+        if alpha is None:
+            u = _reset_into(h_t, s_t, spec, torch.empty_like(h_t) if u is None else u)
+            continue
+        if u is None:
+            u, u_raw, scratch = torch.empty_like(h_t), torch.empty_like(h_t), torch.empty_like(h_t)
+        mint_quantize_out(_reset_into(h_t, s_t, spec, u_raw), alpha, spec.q_max, out=u, scratch=scratch)
 
 
 # -- backward ---------------------------------------------------------------------------------
@@ -158,8 +171,9 @@ _CHUNK_BYTES = 8 * 2**20  # backward temporaries stay this small: a few reusable
 
 def _local_factors(
     hp: torch.Tensor, alpha: torch.Tensor | None, spec: ScanSpec
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """For steps whose U feeds the next step: (dU_t/dH_t, dq/dalpha(U'_t)), from H only."""
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    """For steps whose U feeds the next step: (dU_t/dH_t, dq/dalpha(U'_t), sg(H_t - theta)), from H only
+    (the surrogate is returned for the dL/dS_t term, so it is computed once)."""
     theta, leak = spec.theta, spec.leak
     a = torch.le(hp, theta, out=torch.empty_like(hp))  # 1 - S
     u = None
@@ -178,11 +192,11 @@ def _local_factors(
         if leak != 1.0:
             a.mul_(leak)
     if u is None:
-        return a, None
+        return a, None, sg
     # torch.tanh, as the reference path: another formula (2 sigmoid(2u) - 1) can put tanh(U') on the
     # other side of alpha in the clamp's indicator and move dL/dalpha by far more than rounding
-    dq_du, dq_dalpha = mint_derivatives_(u.tanh_(), alpha, spec.q_max, scratch=sg)  # sg's buffer reused
-    return a.mul_(dq_du), dq_dalpha
+    dq_du, dq_dalpha = mint_derivatives_(u.tanh_(), alpha, spec.q_max)
+    return a.mul_(dq_du), dq_dalpha, sg
 
 
 GradS = Callable[[int, int], torch.Tensor]  # (start, end) -> dL/dS_t for t in [start, end)
@@ -200,8 +214,8 @@ def _backward_eager_(
     end = steps - 1  # steps [start, end) feed the next step
     while end > 0:
         start = max(0, end - k)
-        a, dq_dalpha = _local_factors(h[start:end], alpha, spec)
-        g = _surrogate_(h[start:end].sub_(spec.theta), spec.surrogate).mul_(grad_s(start, end))
+        a, dq_dalpha, sg = _local_factors(h[start:end], alpha, spec)
+        g = torch.mul(sg, grad_s(start, end), out=h[start:end])  # H of these steps is no longer needed
         for t in range(end - start - 1, -1, -1):
             g[t].addcmul_(h[start + t + 1], a[t])
         if dq_dalpha is not None:  # sum_t dL/dH_{t+1} dq/dalpha_t
