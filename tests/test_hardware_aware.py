@@ -171,3 +171,33 @@ def test_p_fail_one_in_training_moves_no_cell_and_charges_the_attempts(tmp_path)
     failed = write["epochs"][-1]["nonideal"]["failed_write_energy_per_sample_fJ"]
     assert failed > 0 and energy["failed_write_energy_per_sample_fJ"] == failed
     assert energy["write_energy_per_sample_fJ"] == pytest.approx(failed)
+
+
+@pytest.mark.parametrize("noisy", [False, True])
+def test_validation_during_training_is_noise_free_unless_configured(noisy):
+    from types import SimpleNamespace
+
+    from quest.device.hardware_aware import HardwareAwareTraining
+
+    chip, layer = chip_for({"programming_noise": {"sigma": 0.1}})
+    cb = HardwareAwareTraining(DeviceMapping.build(
+        DeviceCard.from_config({**CARD, "nonideal": {"programming_noise": {"sigma": 0.1}}}), 2, 1.0, PATTERN),
+        enabled=True, noisy_validation=noisy)
+    cb.chip, cb.layers = chip, [("conv", layer)]
+    trainer = SimpleNamespace(sanity_checking=False, global_step=5)
+    cb.on_validation_epoch_start(trainer, None)
+    noisy_weight = chip.weight_levels("conv", 0, 5) * (layer.quantizer.scale() / layer.quantizer.q_max)
+    expected = noisy_weight if noisy else layer.quantizer(layer.conv.weight)
+    assert torch.allclose(layer.weight(), expected)
+    cb.on_validation_epoch_end(trainer, None)
+    assert torch.equal(layer.weight(), layer.quantizer(layer.conv.weight))  # restored after validation
+
+
+def test_the_chip_state_survives_a_checkpoint():
+    chip, layer = chip_for({"write_failure": {"p_fail": 0.5}})
+    chip.write("conv", 0, 1, requested_change(layer))
+    saved = chip.state_dict()
+    fresh, _ = chip_for({"write_failure": {"p_fail": 0.5}})
+    assert not torch.equal(fresh.state["conv"], chip.state["conv"])
+    fresh.load_state_dict(saved)
+    assert torch.equal(fresh.state["conv"], chip.state["conv"]) and torch.equal(fresh.requested["conv"], chip.requested["conv"])
