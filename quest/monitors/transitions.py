@@ -81,6 +81,7 @@ class TransitionMonitor(L.Callback):
         self.batch_size = 0
         self.hardware: HardwareAwareTraining | None = None
         self.epoch_failed: dict[str, dict[str, float]] = {}
+        self._failed_step: int | None = None  # the optimizer step whose failed writes were counted
 
     # -- counting ------------------------------------------------------------------------------
     def _subset(self, levels: torch.Tensor) -> torch.Tensor:
@@ -115,16 +116,19 @@ class TransitionMonitor(L.Callback):
             if trainer.current_epoch == self.window_epoch and lo <= batch_idx < hi
         ]
         writes = self.hardware.after_step(trainer.global_step) if self.hardware is not None else {}
+        fresh = self._failed_step != trainer.global_step  # a step's writes are charged once (gradient accumulation)
+        self._failed_step = trainer.global_step
         for name, blk in self.layers:
             if name in writes:  # hardware-aware: the cells' actual levels, and the failed attempts
                 w = writes[name]
                 cur = self._subset(w.after)
                 acc_f = self.epoch_failed.setdefault(name, dict.fromkeys(
                     ("write_attempts", "moves", "failed_moves", "failed_energy_fJ"), 0.0))
-                acc_f["write_attempts"] += w.attempts
-                acc_f["moves"] += w.moves
-                acc_f["failed_moves"] += w.failed_moves
-                acc_f["failed_energy_fJ"] += float(self._subset(w.failed_energy_fJ).sum())
+                if fresh:  # attempts and moves of all the layer's cells; the energy of the tracked ones
+                    acc_f["write_attempts"] += w.attempts
+                    acc_f["moves"] += w.moves
+                    acc_f["failed_moves"] += w.failed_moves
+                    acc_f["failed_energy_fJ"] += float(self._subset(w.failed_energy_fJ).sum())
             else:
                 cur = self._levels(blk)
             counts = transition_counts(self.prev[name], cur, q)
