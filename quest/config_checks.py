@@ -139,22 +139,33 @@ def check_run_inputs(cfg: DictConfig) -> None:
         raise ConfigError(f"model.width_mult={width}: the narrowest layer ({min(widths)}) would have "
                           f"{min(widths) * width:.3g} channels; use at least {0.5 / min(widths):.3g}")
     check_device_card_name(cfg)
-    check_nonideal_at_evaluation_only(cfg)
+    check_nonideal_in_training(cfg)
 
 
-def check_nonideal_at_evaluation_only(cfg: DictConfig) -> None:
-    """Device non-idealities act at evaluation (quest-eval) so far; a training run that sets one is
-    refused rather than trained on the ideal device without a word."""
+def check_nonideal_in_training(cfg: DictConfig) -> None:
+    """A card with a non-ideality on trains only with hardware-aware training (opt-in, our addition),
+    which needs a fixed R-S pattern and quantized weights; otherwise the run is refused rather than
+    trained on the ideal device without a word."""
     from quest.device.nonideal import MODELS
 
     block = (cfg.get("device") or {}).get("nonideal") or {}
+    ha = (cfg.get("callbacks") or {}).get("hardware_aware") or {}
+    enabled = bool(ha.get("enabled", False))
     for model in MODELS:
         node = block.get(model) or {}
         values = [node.get(k) for k in ("sigma", "p_fail", "fraction")]
         values += list((node.get("per_state") or {}).values()) + [e.get("p_fail") for e in node.get("per_transition") or []]
-        if any(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in values):
-            raise ConfigError(f"device.nonideal.{model}: training does not apply device non-idealities yet; train "
+        if any(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in values) and not enabled:
+            raise ConfigError(f"device.nonideal.{model}: training applies device non-idealities only with "
+                              "callbacks.hardware_aware.enabled=true (hardware-aware training, our addition); or train "
                               f"on the ideal card and evaluate: quest-eval <run>/checkpoints/last.ckpt --set {model}...")
+    if enabled:
+        selection = cfg.pattern.get("selection")
+        if not (isinstance(selection, int) and not isinstance(selection, bool)):
+            raise ConfigError(f"callbacks.hardware_aware.enabled=true: pattern.selection={selection!r}; the non-idealities "
+                              "are indexed by device state, so the R-S pattern must be fixed: set pattern=<number>")
+        if cfg.precision.get("bits") is None:
+            raise ConfigError("callbacks.hardware_aware.enabled=true: precision=fp32 has no weight levels to hold in device cells")
 
 
 def check_device_card_name(cfg: DictConfig) -> None:

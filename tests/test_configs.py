@@ -41,6 +41,8 @@ def test_experiments_resolve_and_build(compose_cfg):
         compose_cfg(["experiment=quickstart", "~callbacks.model_checkpoint", "~callbacks.last_checkpoint"])
     )
     monitors = [c for c in callbacks if hasattr(c, "mapping")]
-    assert [type(m).__name__ for m in monitors] == ["TransitionMonitor", "ActivityMonitor"]
-    assert monitors[0].mapping is monitors[1].mapping  # built once per run, shared
+    # the hardware-aware training callback (off by default) receives the same mapping
+    assert [type(m).__name__ for m in monitors] == ["HardwareAwareTraining", "TransitionMonitor", "ActivityMonitor"]
+    assert monitors[0].mapping is monitors[1].mapping is monitors[2].mapping  # built once per run, shared
+    assert not monitors[0].active
     assert monitors[0].mapping.card.name == "sk_mtj_3state" and len(monitors[0].mapping.patterns) == 6

@@ -182,12 +182,19 @@ def test_a_card_with_non_idealities_pickles_and_copies_whole():
 
 @pytest.mark.parametrize("override", ["device.nonideal.read_noise.sigma=0.05", "device.nonideal.stuck_at.fraction=0.01",
                                       "+device.nonideal.programming_noise.per_state.b=0.02"])
-def test_training_with_a_non_ideality_is_refused_before_work_starts(compose_cfg, override):
+def test_training_with_a_non_ideality_needs_hardware_aware_training_and_a_fixed_pattern(compose_cfg, override):
     from quest.config_checks import ConfigError, check_run_inputs
 
     from conftest import TINY
 
     model = override.split(".")[2]
-    with pytest.raises(ConfigError, match=rf"^device.nonideal.{model}: training does not apply device non-idealities yet"):
+    with pytest.raises(ConfigError, match=rf"^device.nonideal.{model}: training applies device non-idealities only "
+                                          r"with callbacks.hardware_aware.enabled=true"):
         check_run_inputs(compose_cfg([*TINY, override]))
     check_run_inputs(compose_cfg([*TINY, "device.nonideal.write_failure.verify=true"]))  # all still off: trains
+    aware = [*TINY, override, "callbacks.hardware_aware.enabled=true"]
+    with pytest.raises(ConfigError, match=r"pattern.selection='best'; .* set pattern=<number>"):
+        check_run_inputs(compose_cfg(aware))
+    check_run_inputs(compose_cfg([*aware, "pattern='6'"]))
+    with pytest.raises(ConfigError, match=r"^callbacks.hardware_aware.enabled=true: precision=fp32"):
+        check_run_inputs(compose_cfg([*aware, "pattern='6'", "precision=fp32"]))

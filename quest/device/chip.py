@@ -103,6 +103,14 @@ class ProgrammedLayer:
         return int((self.states != self.target_states).sum())
 
 
+def perturbed_levels(levels: Any, ratio: Any) -> Any:
+    """W_eff = level(s) * max(0, r): the weight a cell in state s contributes, r the ratio of its
+    perturbed to its nominal state value (a negative conductance clipped to 0). numpy arrays or torch
+    tensors; the one rule of evaluation (`program_layer`) and hardware-aware training
+    (quest.device.hardware_aware)."""
+    return levels * ratio.clip(0, None)
+
+
 def _rng(seed: int, layer: int, model: int) -> np.random.Generator:
     return np.random.default_rng([int(seed), int(layer), model])
 
@@ -169,7 +177,7 @@ def program_layer(levels: np.ndarray, spec: ChipSpec, seed: int, layer: int = 0)
         ratio *= 1.0 + sigma * offsets[np.arange(cells), state]
     effective = spec.level_of_state[state]
     if ni.programming_noise.on or ni.variation.on:
-        effective = (effective * np.clip(ratio, 0.0, None)).astype(np.float32)
+        effective = perturbed_levels(effective, ratio).astype(np.float32)
     read_sigma = ni.read_noise.sigmas(spec.states).astype(np.float32)[state]
     return ProgrammedLayer(
         target_states=target.reshape(w.shape), states=state.reshape(w.shape),

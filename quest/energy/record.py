@@ -11,6 +11,12 @@ this module. Layout::
               epochs[e] / windows[w]: layers.<conv>: transition_counts, changed_share, ...,
                                       write_energy: {pattern: {per_weight_update_fJ, per_batch_fJ,
                                       per_sample_fJ}} | reason; total_per_batch_fJ, best_pattern
+              with hardware-aware training only (quest.device.hardware_aware, opt-in):
+              nonideal: {hardware_aware_training, note, pattern, chip_seed, noisy_validation,
+                         nonideal: the card's block in force}
+              epochs[e].layers.<conv>.failed_writes: {write_attempts, moves, failed_moves,
+                         failed_energy_fJ, per_weight_update_fJ, per_batch_fJ, per_sample_fJ}
+              epochs[e].nonideal: {pattern, failed_write_energy_per_sample_fJ}
     activity: num_batches, epochs[e]: layers.<conv>: spike_rate, ..., read_energy_per_sample_fJ:
               {pattern: fJ} | reason; cmos; selected_pattern
 """
@@ -190,6 +196,20 @@ def read_by_layer(epoch: Mapping[str, Any]) -> dict[str, dict[str, float]]:
     return out
 
 
+def failed_write_energy(epoch: Mapping[str, Any], pattern: int | None) -> float | None:
+    """Write energy per sample of the failed attempts of hardware-aware training in one epoch's write
+    record, under `pattern` (None: the epoch has no failed-write record, or it is for another pattern)."""
+    block = epoch.get("nonideal") or {}
+    if "failed_write_energy_per_sample_fJ" not in block or block.get("pattern") != pattern:
+        return None
+    return float(block["failed_write_energy_per_sample_fJ"])
+
+
+def nonideal_training(record: Record | None) -> dict[str, Any]:
+    """The non-ideality config hardware-aware training ran with ({} for a run on the ideal device)."""
+    return write_section(record).get("nonideal") or {}
+
+
 def total_for(by_layer: Mapping[str, Mapping[str, float]], pattern: int | None) -> float | None:
     """Sum over layers for one pattern (None when any layer lacks it, or there are none)."""
     key = str(pattern)
@@ -246,6 +266,9 @@ def headline(record: Record | None, configured: Any = None) -> dict[str, Any]:
     reason = synapse_reason(record)
     pattern = selected_pattern(record, configured) if reason is None else None
     write = total_for(write_by_layer(last_write_epoch(record)), pattern)
+    failed = failed_write_energy(last_write_epoch(record), pattern)
+    if write is not None and failed is not None:  # the imperfect device's writes include the failed attempts
+        write += failed
     read = total_for(read_by_layer(a_last), pattern)
     if reason is None and write is None:
         reason = stated_reason(last_write_epoch(record), "write_energy") or "no write energy recorded"
@@ -265,4 +288,5 @@ def headline(record: Record | None, configured: Any = None) -> dict[str, Any]:
         "read_energy_per_sample_fJ": read,
         "device_energy_per_sample_fJ": None if write is None or read is None else write + read,
         "reason": reason,
+        **({"failed_write_energy_per_sample_fJ": failed} if failed is not None else {}),
     }

@@ -38,19 +38,22 @@ def program_model(model: nn.Module, spec: ChipSpec, seed: int) -> dict[str, Prog
                 for i, (name, layer) in enumerate(device_layers(model))}
 
 
-def _noisy_current(layer: SpikingConv, sigma: torch.Tensor, generator: torch.Generator):
-    """layer.current with independent read noise on every read (the module docstring)."""
+def noisy_current(layer: SpikingConv, sigma: torch.Tensor, generator: torch.Generator, straight_through: bool = False):
+    """layer.current with independent read noise on every read (the module docstring). With
+    `straight_through` (hardware-aware training) the noise term is a constant to autograd: gradients
+    flow as if the reads were noise-free."""
 
     def current(x: torch.Tensor, time_steps: int, static: bool = False) -> torch.Tensor:
         out = SpikingConv.current(layer, x, time_steps, static)
         c = layer.conv
-        w2 = (layer.weight() * sigma) ** 2
-        if static:
-            var = F.conv2d(x * x, w2, None, c.stride, c.padding).unsqueeze(0).expand_as(out)
-        else:
-            var = F.conv2d((x * x).flatten(0, 1), w2, None, c.stride, c.padding).unflatten(0, out.shape[:2])
-        noise = torch.randn(out.shape, generator=generator, device=out.device, dtype=out.dtype)
-        return out + var.clamp_min(0).sqrt() * noise
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not straight_through):
+            w2 = (layer.weight() * sigma) ** 2
+            if static:
+                var = F.conv2d(x * x, w2, None, c.stride, c.padding).unsqueeze(0).expand_as(out)
+            else:
+                var = F.conv2d((x * x).flatten(0, 1), w2, None, c.stride, c.padding).unflatten(0, out.shape[:2])
+            noise = torch.randn(out.shape, generator=generator, device=out.device, dtype=out.dtype)
+            return out + var.clamp_min(0).sqrt() * noise
 
     return current
 
@@ -71,7 +74,7 @@ def on_chip(model: nn.Module, chip: dict[str, ProgrammedLayer], seed: int) -> It
             if programmed.read_sigma.any():
                 sigma = torch.from_numpy(programmed.read_sigma).to(ref.device, ref.dtype)
                 g = torch.Generator(device=ref.device).manual_seed(int(np.uint32(seed)) * 1000 + i)
-                layer.current = _noisy_current(layer, sigma, g)  # type: ignore[method-assign]
+                layer.current = noisy_current(layer, sigma, g)  # type: ignore[method-assign]
                 saved.append((layer, layer.neuron.backend))
                 layer.neuron.backend = "reference"
         yield model

@@ -32,6 +32,16 @@ class EvalError(ValueError):
     """A request quest-eval cannot serve; one line."""
 
 
+def read_eval(path: Path) -> dict[str, Any] | None:
+    """A nonideal_eval.json record (schema SCHEMA with its points), or None when the file is not one."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    ok = isinstance(data, dict) and data.get("schema") == SCHEMA and isinstance(data.get("points"), list)
+    return data if ok and all(isinstance(p, dict) and "test_acc_mean" in p for p in data["points"]) else None
+
+
 # -- the non-ideality settings ----------------------------------------------------------------------
 def parse_setting(text: str, allow_list: bool = False) -> tuple[list[str], Any]:
     """'programming_noise.sigma=0.02' -> (['programming_noise', 'sigma'], 0.02); with `allow_list`,

@@ -34,10 +34,10 @@ class CellMapping:
         return lut[np.asarray(levels, dtype=np.int64) + self.levels[-1]]
 
 
-def cell_mapping(device: Mapping[str, Any], bits: int, pattern: int) -> CellMapping:
+def cell_mapping(device: Mapping[str, Any] | DeviceCard, bits: int, pattern: int) -> CellMapping:
     """The mapping of `bits`-bit weights onto the card `device` (a run's `device` config) by pattern
     number `pattern`; raises ValueError naming the reason when the card cannot hold the levels."""
-    card = DeviceCard.from_config(device)
+    card = device if isinstance(device, DeviceCard) else DeviceCard.from_config(device)
     chosen = get_pattern(card, bits, int(pattern))
     return CellMapping(
         card=card.name,

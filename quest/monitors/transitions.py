@@ -11,6 +11,13 @@ Counted per epoch, and in QUEST's windows of batches (early 0-9, middle 95-104, 
 of the first epoch) to reproduce its figures; `subset: quest` restricts the count to QUEST's
 sampled weights (output and input channels below a quarter, kernel positions {0,2}x{0,2}).
 
+With hardware-aware training (quest.device.hardware_aware, opt-in) the counts are of the cells'
+actual moves: a write that failed leaves its cell at level i (counted i -> i), and the energy of the
+failed attempts, charged at the transition's RSTD cost under the training pattern, is recorded
+beside each layer (`failed_writes`) and in total (`nonideal`), per epoch:
+
+    failed per weight update = failed energy / sum(C);  per batch = that * n_weights;  per sample = / batch size
+
 Under data-parallel training every process holds the same weights after each step, so counts
 are taken from the local replica (rank 0 writes them); summing across processes would count
 each transition once per process.
@@ -23,6 +30,7 @@ import lightning as L
 import numpy as np
 import torch
 
+from quest.device.hardware_aware import HardwareAwareTraining, hardware_aware
 from quest.device.mapping import DeviceMapping
 from quest.energy.write import non_adjacent_share
 from quest.levels import levels_up_to
@@ -74,20 +82,32 @@ class TransitionMonitor(L.Callback):
         self.window_counts: dict[str, dict[str, torch.Tensor]] = {}
         self.history: list[dict[str, Any]] = []
         self.batch_size = 0
+        self.hardware: HardwareAwareTraining | None = None
+        self.epoch_failed: dict[str, dict[str, float]] = {}
+        self._failed_step: int | None = None  # the optimizer step whose failed writes were counted
 
     # -- counting ------------------------------------------------------------------------------
-    def _levels(self, layer: Any) -> torch.Tensor:
-        levels = layer.weight_levels()
+    def _subset(self, levels: torch.Tensor) -> torch.Tensor:
         return quest_subset(levels) if self.subset == "quest" else levels
+
+    def _levels(self, layer: Any) -> torch.Tensor:
+        return self._subset(layer.weight_levels())
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         net = pl_module.net
         self.layers = [(n, blk) for n, blk in net.device_layers() if blk.quantized] if self.mapping.bits else []
+        self.hardware = hardware_aware(trainer)
+        chip = self.hardware.setup_chip(pl_module) if self.hardware is not None else None
         restored, self._restored_prev = self._restored_prev, {}  # a resumed run compares with its last step
-        self.prev = {n: restored[n].to(blk.conv.weight.device) if n in restored else self._levels(blk) for n, blk in self.layers}
+
+        def held(name: str, blk: Any) -> torch.Tensor:  # what the cells hold: the chip's states, else the levels
+            return self._subset(chip.levels(name)) if chip is not None else self._levels(blk)
+
+        self.prev = {n: restored[n].to(blk.conv.weight.device) if n in restored else held(n, blk) for n, blk in self.layers}
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.epoch_counts = {}
+        self.epoch_failed = {}
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
         if not self.layers:
@@ -98,8 +118,22 @@ class TransitionMonitor(L.Callback):
             w for w, (lo, hi) in self.windows.items()
             if trainer.current_epoch == self.window_epoch and lo <= batch_idx < hi
         ]
+        writes = self.hardware.after_step(trainer.global_step) if self.hardware is not None else {}
+        fresh = self._failed_step != trainer.global_step  # a step's writes are charged once (gradient accumulation)
+        self._failed_step = trainer.global_step
         for name, blk in self.layers:
-            cur = self._levels(blk)
+            if name in writes:  # hardware-aware: the cells' actual levels, and the failed attempts
+                w = writes[name]
+                cur = self._subset(w.after)
+                acc_f = self.epoch_failed.setdefault(name, dict.fromkeys(
+                    ("write_attempts", "moves", "failed_moves", "failed_energy_fJ"), 0.0))
+                if fresh:  # attempts and moves of all the layer's cells; the energy of the tracked ones
+                    acc_f["write_attempts"] += w.attempts
+                    acc_f["moves"] += w.moves
+                    acc_f["failed_moves"] += w.failed_moves
+                    acc_f["failed_energy_fJ"] += float(self._subset(w.failed_energy_fJ).sum())
+            else:
+                cur = self._levels(blk)
             counts = transition_counts(self.prev[name], cur, q)
             self.prev[name] = cur
             acc = self.epoch_counts.get(name)
@@ -162,6 +196,24 @@ class TransitionMonitor(L.Callback):
         """The headline pattern of a section: the mapping's rule applied to its cheapest pattern."""
         return self.mapping.select(section.get("best_pattern"))
 
+    def _failed_writes(self, section: dict[str, Any]) -> None:
+        """Add the failed attempts of hardware-aware training to an epoch section (see the module docstring)."""
+        total = 0.0
+        for name, rep in section["layers"].items():
+            f = self.epoch_failed.get(name)
+            if f is None:
+                continue
+            per_update = f["failed_energy_fJ"] / max(1, sum(map(sum, rep["transition_counts"])))
+            per_sample = per_update * rep["n_weights"] / max(1, self.batch_size)
+            rep["failed_writes"] = {
+                "write_attempts": int(f["write_attempts"]), "moves": int(f["moves"]), "failed_moves": int(f["failed_moves"]),
+                "failed_energy_fJ": f["failed_energy_fJ"], "per_weight_update_fJ": per_update,
+                "per_batch_fJ": per_update * rep["n_weights"], "per_sample_fJ": per_sample,
+            }
+            total += per_sample
+        section["nonideal"] = {"pattern": self.hardware.pattern if self.hardware else None,
+                               "failed_write_energy_per_sample_fJ": total}
+
     def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Tell the mapping the least-write-energy pattern of this epoch so far, so the read energy
         measured in this validation is reported for the same pattern."""
@@ -179,6 +231,7 @@ class TransitionMonitor(L.Callback):
             "window_counts": {w: {n: t.cpu() for n, t in c.items()} for w, c in self.window_counts.items()},
             "history": history_to_state(self.history),
             "batch_size": self.batch_size,
+            **({"epoch_failed": self.epoch_failed} if self.epoch_failed else {}),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -187,12 +240,15 @@ class TransitionMonitor(L.Callback):
         self.window_counts = {w: dict(c) for w, c in (state.get("window_counts") or {}).items()}
         self.history = history_from_state(state.get("history"))
         self.batch_size = int(state.get("batch_size") or 0)
+        self.epoch_failed = {n: dict(f) for n, f in (state.get("epoch_failed") or {}).items()}
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not self.layers or not self.epoch_counts:
             return
         section = self._section(self.epoch_counts)
         section["epoch"] = trainer.current_epoch
+        if self.hardware is not None:
+            self._failed_writes(section)
         self.history.append(section)
         sel = self.selected_pattern(section)
         metrics: dict[str, float] = {}
@@ -226,6 +282,7 @@ class TransitionMonitor(L.Callback):
                     "epochs": self.history,
                     "windows": windows,
                     "selected_pattern": sel,
+                    **({"nonideal": self.hardware.summary()} if self.hardware is not None else {}),
                 },
                 self.mapping,
             )

@@ -15,6 +15,7 @@ from quest.report import energy as en
 from quest.report import figures as fg
 from quest.report import health as hl
 from quest.report import markdown as md
+from quest.report.nonideal import nonideal_section
 from quest.report.jobs import (
     REPORT_FIGS,
     Job,
@@ -506,7 +507,7 @@ def write_report(folder: str | Path, per_run: str = "auto") -> Path:
         header(ctx), jobs_section(ctx), unfinished_section(ctx), networks_section(ctx),
         not_realizable_section(ctx), neuron_hosting_section(ctx), cl.claims_section(claim_rows, ctx.job_ids), accuracy_section(ctx),
         seeds_section(ctx), pareto_section(ctx),
-        across_networks_section(ctx), cmos_section(ctx), per_run_section(ctx, per_run),
+        across_networks_section(ctx), cmos_section(ctx), nonideal_section(ctx), per_run_section(ctx, per_run),
     ]
     report = root / REPORT_FILE
     report.write_text("\n\n".join(s for s in sections if s) + "\n")

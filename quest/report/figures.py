@@ -317,3 +317,20 @@ def activity_figure(series: Mapping[str, Mapping[str, tuple[Sequence[int], Seque
         ax.grid(alpha=0.3)
     legend_outside(fig, axes[0])
     return save(fig, path)
+
+
+def accuracy_vs_nonideality(key: str, curves: Mapping[str, tuple[Sequence[float], Sequence[float], Sequence[float]]],
+                            path: Path) -> Path:
+    """Test accuracy vs one non-ideality setting: per curve (label -> x, mean, std over chips) the
+    mean and a band of +- one std."""
+    fig, (ax,) = new_figure(1, 6.0, 4.0)
+    for i, (label, (x, mean, std)) in enumerate(curves.items()):
+        lo = [m - s for m, s in zip(mean, std)]
+        hi = [m + s for m, s in zip(mean, std)]
+        ax.plot(x, mean, "o-", color=color(i), label=label)
+        ax.fill_between(x, lo, hi, color=color(i), alpha=0.2)
+    ax.set_xlabel(key)
+    ax.set_ylabel("test accuracy (mean ± std over chips)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return save(fig, path)
