@@ -308,7 +308,7 @@ def monitor_hook(net: nn.Module) -> tuple[Callable[[tuple[torch.Tensor, torch.Te
             cfg = compose(config_name="train")
         monitor = instantiate(cfg.callbacks.transition_monitor, _partial_=True)(mapping=device_mapping(cfg))
         module = SimpleNamespace(net=net)
-        trainer = SimpleNamespace(current_epoch=0, global_step=0)
+        trainer = SimpleNamespace(current_epoch=0, global_step=0, callbacks=[])
         monitor.on_fit_start(trainer, module)
         monitor.on_train_epoch_start(trainer, module)
     except Exception as e:  # another engineer's module: report, do not fail the benchmark
