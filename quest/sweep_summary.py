@@ -69,7 +69,7 @@ def job_reason(job: dict[str, Any]) -> str:
     if job["status"] == "running":
         return "no end recorded yet (still running)"
     if job["status"] == "killed":
-        return "killed: its process ended without recording an end; re-run the sweep to resume it"
+        return "its process ended without recording an end; re-run the sweep to resume it"
     return "no reason recorded"
 
 

@@ -101,14 +101,16 @@ def test_grouping_merges_jobs_that_differ_only_in_pattern(tmp_path):
 def test_report_of_unfinished_jobs_only(tmp_path):
     make_job(tmp_path, "bad", ["precision=4", "neuron=if_soft"], status="failed",
              error_kind="training error", error="out of memory")
-    make_job(tmp_path, "cut", ["precision=2", "neuron=if_soft"], status="running")
+    make_job(tmp_path, "cut", ["precision=2", "neuron=if_soft"], status="running", host="another-machine")
+    make_job(tmp_path, "gone", ["precision=3", "neuron=if_soft"], status="running")  # no process holds it
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "results.json").write_text("{not json")
     report = write_report(tmp_path).read_text()
     rows = job_rows(report)
-    assert len(rows) == 3
+    assert len(rows) == 4
     assert "**failed**: training error: out of memory" in rows["bad"]
-    assert "**running**" in rows["cut"]
+    assert "**running**: no result yet: still training" in rows["cut"]  # another machine's: cannot tell
+    assert "**killed**: its process ended without recording an end" in rows["gone"]
     assert "**unreadable**" in rows["broken"]
     assert "No network has both a test accuracy and device energy numbers." in report
 
@@ -212,7 +214,8 @@ def test_failed_and_interrupted_jobs_appear_with_their_reason(report):
     failed = cells(find_row(rows, "encoding.time_steps=0"))
     assert failed[3] == "**failed**: config error: encoding.time_steps=0: must be an integer >= 1"
     assert failed[4:] == ["-"] * 8  # no numbers, not zeros
-    assert cells(rows["interrupted"])[3].startswith("**running**")
+    # a hand-made "running" record that no process holds (and names no host): a killed job
+    assert cells(rows["interrupted"])[3].startswith("**killed**: its process ended")
 
 
 @pytest.mark.slow

@@ -49,7 +49,7 @@ class Job:
         if self.status == "running":
             return "no result yet: still training"
         if self.status == "killed":
-            return "killed: its process ended without recording an end (re-run the sweep to resume from last.ckpt)"
+            return "its process ended without recording an end (re-run the sweep to resume from last.ckpt)"
         kind, message = self.results.get("error_kind"), self.results.get("error")
         if not message:
             return kind or "no reason recorded"
