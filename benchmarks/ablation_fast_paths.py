@@ -18,6 +18,7 @@ median over --memory-repeats fresh processes per variant.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shutil
 import statistics
 import subprocess
@@ -25,7 +26,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 
@@ -47,6 +48,18 @@ def extract_before(rev: str, into: Path) -> None:
         text = f.read_text().replace("from quest.", "from quest_before.")
         f.write_text(text.replace("import quest.", "import quest_before."))
     sys.path.insert(0, str(into))
+
+
+@contextlib.contextmanager
+def quest_before(rev: str) -> Iterator[Path]:
+    """quest/ at `rev` importable as `quest_before` (extract_before into a temporary folder,
+    removed on exit)."""
+    tmp = Path(tempfile.mkdtemp(prefix="quest_before_"))
+    try:
+        extract_before(rev, tmp)
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _plain_layer_forward(self: Any, x: torch.Tensor, time_steps: int, static: bool = False) -> torch.Tensor:

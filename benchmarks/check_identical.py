@@ -11,9 +11,7 @@ are checked with it (the fast paths are also tested against the plain definition
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import torch
@@ -22,7 +20,7 @@ import torch.nn.functional as F
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent), str(HERE)]
 
-from ablation_fast_paths import extract_before  # noqa: E402
+from ablation_fast_paths import quest_before  # noqa: E402
 
 
 def check(args: argparse.Namespace) -> bool:
@@ -73,12 +71,8 @@ def main() -> None:
     p.add_argument("--width", type=float, default=0.25)
     p.add_argument("--batch-size", type=int, default=8)
     args = p.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="quest_before_"))
-    try:
-        extract_before(args.before_rev, tmp)
+    with quest_before(args.before_rev):
         ok = check(args)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     print("identical" if ok else "DIFFERENT")
     sys.exit(0 if ok else 1)
 

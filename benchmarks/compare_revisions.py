@@ -21,10 +21,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -35,7 +33,7 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent), str(HERE)]
 
 import bench_train_step as bench  # noqa: E402
-from ablation_fast_paths import extract_before  # noqa: E402
+from ablation_fast_paths import quest_before  # noqa: E402
 
 VARIANTS = ("before", "now", "floor", "spikingjelly")
 
@@ -122,12 +120,8 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     if args.clock == "cpu" and args.threads != 1:
         p.error("--clock cpu needs --threads 1 (other threads' work would not be counted)")
-    tmp = Path(tempfile.mkdtemp(prefix="quest_before_"))
-    try:
-        extract_before(args.before_rev, tmp)
+    with quest_before(args.before_rev):
         bench.publish(run(args), markdown, args.out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -169,17 +169,10 @@ def main(argv: list[str] | None = None) -> None:
     if not args.before_rev:
         bench.publish(profile(args), markdown, args.out)
         return
-    import shutil
-    import tempfile
+    from ablation_fast_paths import quest_before
 
-    from ablation_fast_paths import extract_before
-
-    tmp = Path(tempfile.mkdtemp(prefix="quest_before_"))
-    try:
-        extract_before(args.before_rev, tmp)
+    with quest_before(args.before_rev):
         bench.publish(profile(args), markdown, args.out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
