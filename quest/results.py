@@ -71,6 +71,10 @@ def is_completed(run_dir: str | Path) -> bool:
     return bool(data) and data.get("status") == "completed"
 
 
+KILLED_NOTE = "its process ended without recording an end; re-run the sweep to resume it from last.ckpt"
+"""What a "killed" job means and what to do, said the same way by the report and the sweep summary."""
+
+
 def observed_status(run_dir: str | Path, data: dict[str, Any]) -> str:
     """The recorded status, or "killed" for a "running" record whose process is gone: the record
     names this machine (or no machine: written before records named one) and no process holds the

@@ -13,7 +13,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from quest.results import RESULTS_FILE, observed_status, read_json, write_json_atomic
+from quest.results import KILLED_NOTE, RESULTS_FILE, observed_status, read_json, write_json_atomic
 
 log = logging.getLogger("quest.sweep")
 
@@ -69,7 +69,7 @@ def job_reason(job: dict[str, Any]) -> str:
     if job["status"] == "running":
         return "no end recorded yet (still running)"
     if job["status"] == "killed":
-        return "its process ended without recording an end; re-run the sweep to resume it"
+        return KILLED_NOTE
     return "no reason recorded"
 
 

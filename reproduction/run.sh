@@ -7,7 +7,7 @@ set -euo pipefail
 SWEEP_DIR=${SWEEP_DIR:-logs/multirun/cpu_reproduction}
 SHORT_EPOCHS=${SHORT_EPOCHS:-3}   # the grid's other jobs: what a 2-core machine affords (~10 min an epoch)
 common=(+sweep=cpu_reproduction "hydra.sweep.dir=$SWEEP_DIR")
-# 1. The headline: 2-bit IF_Hard, the paper's recipe, 20 epochs (the sweep config's max_epochs).
+# 1. The headline: 2-bit IF_Hard, the paper's recipe, 15 epochs (the sweep config's max_epochs).
 python train.py -m "${common[@]}" precision=2 neuron=if_hard
 # 2. The paper's recipe at 3/4-bit: one epoch shows where it stands (the start is silent, README sec. 1).
 python train.py -m "${common[@]}" precision=3,4 neuron=if_hard trainer.max_epochs=1

@@ -170,8 +170,8 @@ def test_a_killed_sweep_job_reads_killed_and_rerunning_the_sweep_resumes_it(tmp_
     (sweep summary and report), and running the same sweep again resumes it from last.ckpt: each
     step is trained once."""
     from quest.report.jobs import load_job
-    from quest.results import observed_status
-    from quest.sweep_summary import collect_jobs
+    from quest.results import KILLED_NOTE, observed_status
+    from quest.sweep_summary import collect_jobs, job_reason
 
     sweep = tmp_path / "sweep"
     args = ["-m", *FIVE_STEPS, "callbacks.last_checkpoint.every_n_steps=2", f"hydra.sweep.dir={sweep}",
@@ -182,8 +182,8 @@ def test_a_killed_sweep_job_reads_killed_and_rerunning_the_sweep_resumes_it(tmp_
     recorded = read_results(job)
     assert recorded["status"] == "running"
     assert observed_status(job, recorded) == "killed"
-    assert load_job(job, sweep).status == "killed" and "killed" in load_job(job, sweep).error
-    assert [row["status"] for row in collect_jobs(sweep)] == ["killed"]
+    assert load_job(job, sweep).status == "killed" and load_job(job, sweep).error == KILLED_NOTE
+    assert [(row["status"], job_reason(row)) for row in collect_jobs(sweep)] == [("killed", KILLED_NOTE)]
 
     again = run_train([*args, *trace_args(tmp_path / "trace")])
     assert again.returncode == 0, again.stderr[-3000:]

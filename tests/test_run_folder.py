@@ -55,15 +55,20 @@ def test_a_sweep_folder_in_use_stops_the_second_sweep_at_once(compose_cfg, tmp_p
 
 
 def test_an_explicit_run_folder_in_use_stops_the_second_run_at_once(tmp_path):
-    folder = tmp_path / "run"
-    first = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *TINY, f"hydra.run.dir={folder}"],
+    folder, release = tmp_path / "run", tmp_path / "release"
+    hold = ["+callbacks.hold._target_=helpers.callbacks.HoldUntilFile", f"+callbacks.hold.release={release}"]
+    first = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *TINY, *hold, f"hydra.run.dir={folder}"],
                              cwd=ROOT, env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     lock = folder / LOCK_NAME
     deadline = time.time() + 300
     while not (lock.exists() and lock.read_text().strip()) and time.time() < deadline:
         time.sleep(0.2)
-    second = run_train([*TINY, f"hydra.run.dir={folder}"])
-    assert first.poll() is None, "the first run ended before the second started; the test proves nothing"
+    # the first run holds at its start until `release` exists: it is alive while the second starts
+    try:
+        second = run_train([*TINY, f"hydra.run.dir={folder}"])
+        assert first.poll() is None, "the first run ended before the second started; the test proves nothing"
+    finally:
+        release.touch()
     assert second.returncode == 2
     lines = [l for l in (second.stdout + second.stderr).splitlines() if l.strip()]
     assert lines == [f"config error: hydra.run.dir={folder}: in use by another run (pid {first.pid}); "

@@ -13,7 +13,7 @@ from typing import Any
 
 from quest.energy.record import read_record
 from quest.not_training import ECHOES, NOT_TRAINING, changes_training
-from quest.results import ENERGY_FILE, RESULTS_FILE, observed_status, read_json
+from quest.results import ENERGY_FILE, KILLED_NOTE, RESULTS_FILE, observed_status, read_json
 
 REPORT_FIGS = "report_figs"
 
@@ -49,7 +49,7 @@ class Job:
         if self.status == "running":
             return "no result yet: still training"
         if self.status == "killed":
-            return "its process ended without recording an end (re-run the sweep to resume from last.ckpt)"
+            return KILLED_NOTE
         kind, message = self.results.get("error_kind"), self.results.get("error")
         if not message:
             return kind or "no reason recorded"

@@ -40,3 +40,19 @@ class TraceAndSignal(L.Callback):
         labels = "".join(str(int(v)) for v in batch[1].tolist())
         with open(self.trace, "a") as f:
             f.write(f"{trainer.current_epoch} {batch_idx} {trainer.global_step} {labels}\n")
+
+
+class HoldUntilFile(L.Callback):
+    """Holds the run at its start (folder claimed, nothing trained) until `release` exists, so that
+    a test can act while the run is certainly alive; gives up after `timeout_s`."""
+
+    def __init__(self, release: str, timeout_s: float = 600.0) -> None:
+        self.release, self.timeout_s = release, timeout_s
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        import time
+        from pathlib import Path
+
+        deadline = time.monotonic() + self.timeout_s
+        while not Path(self.release).exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
