@@ -341,14 +341,16 @@ def objective_values(cfg: DictConfig, record: dict[str, Any]) -> Any:
 
 def resume_interrupted_job(cfg: DictConfig, out: Path) -> str | None:
     """A re-run sweep job whose earlier run was interrupted, or killed (its process gone while it
-    said "running"), continues from its last.ckpt."""
+    said "running"), continues from the last.ckpt in its own folder: the one the record names, or,
+    for a sweep folder moved since (copied to another disk, committed and checked out elsewhere),
+    the same file at the folder's new place."""
     earlier = read_json(out / RESULTS_FILE) or {}
     status = observed_status(out, earlier)
-    checkpoint = earlier.get("resume_checkpoint") if status == "interrupted" else None
-    if status == "killed":
-        folder = OmegaConf.select(cfg, "callbacks.last_checkpoint.dirpath", default=None) or out / "checkpoints"
-        checkpoint = str(Path(folder) / LAST_NAME)
-    if cfg.get("ckpt_path") or not checkpoint or not Path(checkpoint).is_file():
+    if cfg.get("ckpt_path") or status not in ("interrupted", "killed"):
+        return None
+    folder = OmegaConf.select(cfg, "callbacks.last_checkpoint.dirpath", default=None) or out / "checkpoints"
+    checkpoint = Path(folder) / LAST_NAME
+    if not checkpoint.is_file():
         return None
     how = f"interrupted by {earlier.get('signal')}" if status == "interrupted" else "killed: its process ended without a word"
     log.info("resuming %s from %s (%s)", out.name, checkpoint, how)

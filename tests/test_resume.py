@@ -194,6 +194,30 @@ def test_a_killed_sweep_job_reads_killed_and_rerunning_the_sweep_resumes_it(tmp_
     assert steps == list(range(1, 11))
 
 
+@pytest.mark.slow
+def test_a_stopped_sweep_moved_to_another_folder_resumes_from_its_own_last_ckpt(tmp_path):
+    """A sweep folder carried elsewhere (another disk; committed and checked out in a later session)
+    resumes its interrupted job from the last.ckpt beside it, not from the path the record names
+    (gone with the old place), and trains each step once."""
+    import shutil
+
+    old, new = tmp_path / "old", tmp_path / "new"
+    common = ["-m", *FIVE_STEPS, "callbacks.last_checkpoint.every_n_steps=2", "hydra.sweep.subdir=job"]
+    stopped = run_train([*common, f"hydra.sweep.dir={old}", *trace_args(tmp_path / "trace", 8, "SIGTERM")])
+    assert stopped.returncode == 128 + 15, stopped.stderr[-3000:]  # stopped by SIGTERM, as the shell says
+    record = read_results(old / "job")
+    assert record["status"] == "interrupted" and record["resume_checkpoint"] == str(old / "job" / "checkpoints" / "last.ckpt")
+    shutil.move(old, new)
+
+    again = run_train([*common, f"hydra.sweep.dir={new}", *trace_args(tmp_path / "trace")])
+    assert again.returncode == 0, again.stderr[-3000:]
+    res = read_results(new / "job")
+    assert res["status"] == "completed" and res["global_steps"] == 10
+    assert res["resumed_from"] == str(new / "job" / "checkpoints" / "last.ckpt")
+    steps = [int(line.split()[2]) for line in (tmp_path / "trace").read_text().splitlines()]
+    assert steps == list(range(1, 11))
+
+
 def test_a_running_record_reads_running_while_its_process_holds_the_folder(tmp_path):
     """The liveness rule by itself: "killed" only for this machine's records whose lock is free."""
     import socket
