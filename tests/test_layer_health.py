@@ -59,6 +59,58 @@ def _tiny_vgg(bits: int):
                       layers=(16, 16, "M", 32, 32, "M", 64, 64), bits=bits)
 
 
+def _health_beside_the_fast_forward(net: nn.Module, x: torch.Tensor) -> dict[str, tuple]:
+    """The definition, the slow way: run the net as trained (fused path) and, before every spiking
+    layer, recompute its spikes and membrane from the input it was given: (rate, silent, saturation)."""
+    seen: dict[str, tuple] = {}
+
+    def hook(name):
+        def measure(layer, args, kwargs):
+            x_in, t_steps = args[0], args[1]
+            static = args[2] if len(args) > 2 else kwargs.get("static", False)
+            cur = layer.current(x_in, t_steps, static).float()
+            u, per_neuron, clamped, carried = torch.zeros_like(cur[0]), torch.zeros(cur.shape[2:]), 0, 0
+            for t in range(t_steps):
+                s, u_pre = layer.neuron.step(cur[t], u, None)
+                per_neuron += s.sum(0)
+                if layer.quantize_membrane and t < t_steps - 1:
+                    clamped += int((torch.tanh(u_pre).abs() >= layer.quantizer.scale()).sum())
+                    carried += u_pre.numel()
+                u = layer.quantizer(u_pre) if layer.quantize_membrane else u_pre
+            rate = float(per_neuron.sum()) / (t_steps * cur.shape[1] * per_neuron.numel())
+            seen[name] = (rate, float((per_neuron == 0).double().mean()), clamped / carried if carried else None)
+        return measure
+
+    handles = [m.register_forward_pre_hook(hook(n), with_kwargs=True)
+               for n, m in net.named_modules() if isinstance(m, SpikingConv)]
+    with torch.no_grad():
+        net.eval()
+        net(x)
+    for h in handles:
+        h.remove()
+    return seen
+
+
+@pytest.mark.parametrize("bits", [2, 4])
+def test_one_measuring_pass_equals_the_measurement_beside_the_fast_forward(bits):
+    """measure_health runs the batch once, every layer by the reference neuron; its numbers equal
+    those recomputed layer by layer beside the fused forward (the next layer's input included)."""
+    from quest.monitors.layer_health import layer_names
+
+    net = _tiny_vgg(bits)
+    x = torch.randn(8, 3, 32, 32, generator=torch.Generator().manual_seed(3))
+    calibrate_start(net, x, 0.1)  # every layer fires, so what reaches the later layers matters
+    health = measure_health(net, [x])
+    slow = _health_beside_the_fast_forward(net, x)
+    for path, name in layer_names(net).items():
+        rate, silent, saturation = slow[path]
+        h = health[name]
+        assert rate > 0
+        assert h["spike_rate_per_step"] == pytest.approx(rate, rel=1e-12)
+        assert h["silent_fraction"] == pytest.approx(silent, rel=1e-12)
+        assert h["saturation_share"] == (pytest.approx(saturation, rel=1e-12) if saturation is not None else None)
+
+
 def test_start_calibration_reaches_target_and_keeps_the_alpha_rule():
     net = _tiny_vgg(4)
     torch.manual_seed(1)

@@ -11,15 +11,16 @@ Per spiking layer l (the encoding layer and every device layer), over the measur
     alpha, alpha_over_theta = the layer's shared scale, and the largest membrane it can carry
                            (alpha) as a fraction of the threshold theta
 
-The membrane is recomputed from the layer's input with the reference definition of the neuron
-(`SpikingNeuron.step`, quest/snn/neurons.py) and its quantizer, under no_grad: training is not
-touched. `LayerHealthMonitor` records these at initialisation (on the first training batch, with the
+The measured batches run through the network once, every spiking layer by the reference definition
+of its neuron (`SpikingNeuron.step`, quest/snn/neurons.py) and its quantizer, which exposes the
+membrane, under no_grad: training is not touched. `LayerHealthMonitor` records these at initialisation (on the first training batch, with the
 weights the first update starts from) and at every validation epoch, logs them as `health/<layer>/<key>` and writes the
 history to `layer_health.json` in the run folder.
 """
 from __future__ import annotations
 
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -79,42 +80,41 @@ class _Tally:
 
 
 @torch.no_grad()
-def _measure_layer(layer: SpikingConv, x: torch.Tensor, time_steps: int, static: bool, tally: _Tally) -> None:
-    """Recompute the layer's spikes and carried membrane from its input x, step by step."""
-    current = layer.current(x, time_steps, static).float()
+def _measured_forward(layer: SpikingConv, tally: _Tally, x: torch.Tensor, time_steps: int,
+                      static: bool = False) -> torch.Tensor:
+    """The layer's forward by its reference definition (`current`, `SpikingNeuron.step` over T, the
+    pool), tallying spikes and carried membrane as it goes: one pass gives the health and the next
+    layer's input (the fused path computes the same spikes, tests/test_fast_paths.py)."""
+    current = layer.current(x, time_steps, static)
+    out_dtype, current = current.dtype, current.float()
     q = layer.quantizer if layer.quantize_membrane else None
     u = torch.zeros_like(current[0])
-    per_neuron = torch.zeros(current.shape[2:], dtype=torch.float64, device=current.device)
+    spikes = torch.empty_like(current)
     clamped = carried = 0
     for t in range(time_steps):
-        s, u_pre = layer.neuron.step(current[t], u, None)  # U' before quantization
-        per_neuron += s.sum(0, dtype=torch.float64)
+        spikes[t], u_pre = layer.neuron.step(current[t], u, None)  # U' before quantization
         if q is not None and t < time_steps - 1:
             clamped += int((torch.tanh(u_pre).abs() >= q.scale()).sum())
             carried += u_pre.numel()
         u = q(u_pre) if q is not None else u_pre
-    tally.add(per_neuron, current.shape[1], time_steps, clamped, carried)
+    tally.add(spikes.sum((0, 1), dtype=torch.float64), current.shape[1], time_steps, clamped, carried)
+    spikes = spikes.to(out_dtype)
+    if layer.pool is None:
+        return spikes
+    return layer.pool(spikes.flatten(0, 1)).unflatten(0, spikes.shape[:2])
 
 
 @contextmanager
-def _hooks(net: nn.Module, tallies: dict[str, _Tally]) -> Iterator[None]:
-    """Forward pre-hooks that measure every SpikingConv of `net` on the input it is given."""
-    handles = []
-    for name, module in net.named_modules():
-        if isinstance(module, SpikingConv):
-            tally = tallies.setdefault(name, _Tally())
-
-            def hook(mod: nn.Module, args: tuple, kwargs: dict, tally: _Tally = tally) -> None:
-                x, time_steps = args[0], args[1] if len(args) > 1 else kwargs["time_steps"]
-                static = args[2] if len(args) > 2 else kwargs.get("static", False)
-                _measure_layer(mod, x, time_steps, static, tally)
-
-            handles.append(module.register_forward_pre_hook(hook, with_kwargs=True))
+def _measuring(net: nn.Module, tallies: dict[str, _Tally]) -> Iterator[None]:
+    """Every SpikingConv of `net` runs `_measured_forward` (an instance attribute shadows forward)."""
+    layers = [(name, m) for name, m in net.named_modules() if isinstance(m, SpikingConv)]
+    for name, module in layers:
+        module.forward = partial(_measured_forward, module, tallies.setdefault(name, _Tally()))
     try:
         yield
     finally:
-        for h in handles:
-            h.remove()
+        for _, module in layers:
+            module.__dict__.pop("forward", None)
 
 
 def layer_names(net: nn.Module) -> dict[str, str]:
@@ -131,7 +131,7 @@ def measure_health(net: nn.Module, batches: list[torch.Tensor]) -> dict[str, dic
     net.eval()
     tallies: dict[str, _Tally] = {}
     try:
-        with _hooks(net, tallies):
+        with _measuring(net, tallies):
             for x in batches:
                 net(x)
     finally:
