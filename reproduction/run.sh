@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The CPU-scale reproduction (reproduction/README.md), all jobs in one sweep folder. Run from the
 # repository root; SWEEP_DIR may name the folder. Re-running with the same folder skips completed
-# jobs and resumes interrupted or killed ones from their last.ckpt, so a run that spans sessions is
-# this same command again.
+# jobs and resumes interrupted or killed ones from the last.ckpt in their folder, so a run that
+# spans sessions is this same command again. The default folder, reproduction/cpu_sweep, is
+# committed (records, logs, report; an unfinished job's last.ckpt too), so it survives a machine
+# that keeps nothing but the repository between sessions.
 set -euo pipefail
-SWEEP_DIR=${SWEEP_DIR:-logs/multirun/cpu_reproduction}
+SWEEP_DIR=${SWEEP_DIR:-reproduction/cpu_sweep}
 SHORT_EPOCHS=${SHORT_EPOCHS:-3}   # the grid's other jobs: what a 2-core machine affords (~10 min an epoch)
 common=(+sweep=cpu_reproduction "hydra.sweep.dir=$SWEEP_DIR")
 # 1. The headline: 2-bit IF_Hard, the paper's recipe, 15 epochs (the sweep config's max_epochs).
