@@ -12,11 +12,22 @@ of the first epoch) to reproduce its figures; `subset: quest` restricts the coun
 sampled weights (output and input channels below a quarter, kernel positions {0,2}x{0,2}).
 
 With hardware-aware training (quest.device.hardware_aware, opt-in) the counts are of the cells'
-actual moves: a write that failed leaves its cell at level i (counted i -> i), and the energy of the
-failed attempts, charged at the transition's RSTD cost under the training pattern, is recorded
-beside each layer (`failed_writes`) and in total (`nonideal`), per epoch:
+actual moves. Writes follow THE WRITE RULE of quest-eval (quest.device.chip.write_cells): hop by hop
+along the RSTD's cheapest path, each hop failing with its p_fail (every hop of a stuck cell fails),
+retried up to `max_attempts` with write-verify, every attempt charged at the hop's E; a hop that
+still fails ends the write with the cell in the state it reached. So a cell written from level i that stopped in state u_k is counted i -> level(u_k) (i -> i
+when its first hop failed), and that count's charge C[state(i)][state(level(u_k))] is the energy of
+its successful hops, C[u_0][u_k] (sub-paths of cheapest paths are cheapest), whenever u_0 and u_k
+hold levels. Recorded beside each layer (`failed_writes`) and in total (`nonideal`), per epoch,
+under the training pattern:
 
-    failed per weight update = failed energy / sum(C);  per batch = that * n_weights;  per sample = / batch size
+    failed_energy_fJ     the failed attempts (every attempt of a failed hop, and a successful hop's retries)
+    off_level_energy_fJ  sum over cells of C[u_0][u_k] - C[state(level(u_0))][state(level(u_k))]: what the
+                         level count misses (or over-counts) for a cell starting or stopping in a state
+                         that holds no level (it reads as level 0); 0 on a card whose states all hold levels
+    per weight update = energy / sum(C);  per batch = that * n_weights;  per sample = / batch size
+
+so the pattern's write energy plus both is the energy of every attempt.
 
 Under data-parallel training every process holds the same weights after each step, so counts
 are taken from the local replica (rank 0 writes them); summing across processes would count
@@ -38,6 +49,7 @@ from quest.monitors.energy_file import history_from_state, history_to_state, log
 
 QUEST_WINDOWS = {"early": [0, 10], "middle": [95, 105], "final": [180, 190]}
 SUBSETS = ("all", "quest")
+FAILED_KEYS = ("write_attempts", "moves", "failed_moves", "failed_energy_fJ", "off_level_energy_fJ")
 
 
 def quest_subset(levels: torch.Tensor) -> torch.Tensor:
@@ -125,13 +137,14 @@ class TransitionMonitor(L.Callback):
             if name in writes:  # hardware-aware: the cells' actual levels, and the failed attempts
                 w = writes[name]
                 cur = self._subset(w.after)
-                acc_f = self.epoch_failed.setdefault(name, dict.fromkeys(
-                    ("write_attempts", "moves", "failed_moves", "failed_energy_fJ"), 0.0))
+                acc_f = self.epoch_failed.setdefault(name, dict.fromkeys(FAILED_KEYS, 0.0))
+                acc_f.setdefault("off_level_energy_fJ", 0.0)  # a checkpoint from before the key
                 if fresh:  # attempts and moves of all the layer's cells; the energy of the tracked ones
                     acc_f["write_attempts"] += w.attempts
                     acc_f["moves"] += w.moves
                     acc_f["failed_moves"] += w.failed_moves
                     acc_f["failed_energy_fJ"] += float(self._subset(w.failed_energy_fJ).sum())
+                    acc_f["off_level_energy_fJ"] += float(self._subset(w.off_level_energy_fJ).sum())
             else:
                 cur = self._levels(blk)
             counts = transition_counts(self.prev[name], cur, q)
@@ -197,22 +210,29 @@ class TransitionMonitor(L.Callback):
         return self.mapping.select(section.get("best_pattern"))
 
     def _failed_writes(self, section: dict[str, Any]) -> None:
-        """Add the failed attempts of hardware-aware training to an epoch section (see the module docstring)."""
-        total = 0.0
+        """Add the failed attempts and the off-level energy of hardware-aware training to an epoch
+        section (see the module docstring)."""
+        totals = {"failed_energy_fJ": 0.0, "off_level_energy_fJ": 0.0}
         for name, rep in section["layers"].items():
             f = self.epoch_failed.get(name)
             if f is None:
                 continue
-            per_update = f["failed_energy_fJ"] / max(1, sum(map(sum, rep["transition_counts"])))
-            per_sample = per_update * rep["n_weights"] / max(1, self.batch_size)
-            rep["failed_writes"] = {
-                "write_attempts": int(f["write_attempts"]), "moves": int(f["moves"]), "failed_moves": int(f["failed_moves"]),
-                "failed_energy_fJ": f["failed_energy_fJ"], "per_weight_update_fJ": per_update,
-                "per_batch_fJ": per_update * rep["n_weights"], "per_sample_fJ": per_sample,
-            }
-            total += per_sample
+            updates = max(1, sum(map(sum, rep["transition_counts"])))
+            block = {"write_attempts": int(f["write_attempts"]), "moves": int(f["moves"]),
+                     "failed_moves": int(f["failed_moves"])}
+            for key in totals:
+                energy = f.get(key, 0.0)
+                per_update = energy / updates
+                per_sample = per_update * rep["n_weights"] / max(1, self.batch_size)
+                stem = key.removesuffix("_energy_fJ")
+                prefix = "" if stem == "failed" else f"{stem}_"
+                block.update({key: energy, f"{prefix}per_weight_update_fJ": per_update,
+                              f"{prefix}per_batch_fJ": per_update * rep["n_weights"], f"{prefix}per_sample_fJ": per_sample})
+                totals[key] += per_sample
+            rep["failed_writes"] = block
         section["nonideal"] = {"pattern": self.hardware.pattern if self.hardware else None,
-                               "failed_write_energy_per_sample_fJ": total}
+                               "failed_write_energy_per_sample_fJ": totals["failed_energy_fJ"],
+                               "off_level_write_energy_per_sample_fJ": totals["off_level_energy_fJ"]}
 
     def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Tell the mapping the least-write-energy pattern of this epoch so far, so the read energy
