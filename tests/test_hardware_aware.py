@@ -21,11 +21,11 @@ CARD = yaml.safe_load((ROOT / "quest" / "conf" / "device" / "sk_mtj_3state.yaml"
 PATTERN = 6  # levels -1, 0, +1 -> states c, a, b: the reset state a holds level 0
 
 
-def chip_for(nonideal: dict, out_channels: int = 64, seed: int = 0) -> tuple[TrainingChip, SpikingConv]:
+def chip_for(nonideal: dict, out_channels: int = 64, seed: int = 0, **redraw: str) -> tuple[TrainingChip, SpikingConv]:
     torch.manual_seed(0)
     layer = SpikingConv(16, out_channels, NEURONS["if_hard"](), bits=2)
     mapping = DeviceMapping.build(DeviceCard.from_config({**CARD, "nonideal": nonideal}), 2, 1.0, PATTERN)
-    return TrainingChip(mapping, PATTERN, [("conv", layer)], seed), layer
+    return TrainingChip(mapping, PATTERN, [("conv", layer)], seed, **redraw), layer
 
 
 def test_hardware_aware_training_is_opt_in_and_says_it_is_our_addition(compose_cfg):
@@ -258,6 +258,77 @@ def test_eval_and_training_write_the_same_cells_the_same_way_from_the_same_draws
     assert writes.energy_fJ.sum().item() == pytest.approx(programmed.energy_fJ, rel=1e-12)
 
 
+# -- redraw: the chip of the run, or a new chip every step ----------------------------------------------
+STUCK_AND_VARIATION = {"stuck_at": {"fraction": 0.3}, "variation": {"sigma": 0.1}}
+
+
+def test_redraw_step_draws_a_new_chip_every_step_and_the_same_chip_for_the_same_step_and_seed():
+    chip, layer = chip_for(STUCK_AND_VARIATION, seed=4, redraw="step")
+    again, _ = chip_for(STUCK_AND_VARIATION, seed=4, redraw="step")
+    other_seed, _ = chip_for(STUCK_AND_VARIATION, seed=5, redraw="step")
+    held = layer.weight_levels()
+    at3 = chip.weight_levels("conv", 0, 3)
+    stuck3, offsets3 = chip.stuck["conv"].clone(), chip.offsets["conv"].clone()
+    at4 = chip.weight_levels("conv", 0, 4)
+    assert not torch.equal(stuck3, chip.stuck["conv"]) and not torch.equal(offsets3, chip.offsets["conv"])
+    assert not torch.equal(at3, at4)
+    assert torch.equal(again.weight_levels("conv", 0, 3), at3) and torch.equal(again.stuck["conv"], stuck3)
+    assert not torch.equal(other_seed.weight_levels("conv", 0, 3), at3)
+    assert stuck3.float().mean().item() == pytest.approx(0.3, abs=0.02)
+    # a stuck cell reads the stuck state (a: level 0) for the step only; the states are kept
+    assert torch.all(at3[stuck3] == 0) and torch.equal(chip.levels("conv"), held)
+    ratio = at3[~stuck3 & (held != 0)] / held[~stuck3 & (held != 0)].float()
+    assert ratio.std().item() == pytest.approx(0.1, rel=0.1)
+
+
+def test_redraw_step_writes_fail_for_the_stuck_cells_of_the_step_whose_forward_pass_preceded():
+    chip, layer = chip_for({"stuck_at": {"fraction": 0.4}}, redraw="step")
+    chip.weight_levels("conv", 0, 7)  # the forward pass of step 7 draws its chip
+    stuck = chip.stuck["conv"].clone()
+    want = requested_change(layer)
+    writes = chip.write("conv", 0, 8, want)  # after the optimizer step: global_step 8
+    assert torch.equal(writes.after != want, stuck) and torch.equal(writes.after[stuck], writes.before[stuck])
+    assert writes.failed_moves == int(stuck.sum()) and writes.moves == want.numel()
+    chip.weight_levels("conv", 0, 8)
+    assert not torch.equal(chip.stuck["conv"], stuck)  # the next step: another chip, the same cell states
+    assert torch.equal(chip.levels("conv"), writes.after)
+
+
+def test_redraw_run_is_the_default_chip_and_records_what_it_recorded_before():
+    from quest.device.hardware_aware import HardwareAwareTraining
+
+    default, _ = chip_for(STUCK_AND_VARIATION, seed=2)
+    run, _ = chip_for(STUCK_AND_VARIATION, seed=2, redraw="run")
+    assert default.redraw == "run" and torch.equal(default.weight_levels("conv", 0, 3), run.weight_levels("conv", 0, 3))
+    assert torch.equal(default.weight_levels("conv", 0, 3), default.weight_levels("conv", 0, 4))  # one chip per run
+    mapping = DeviceMapping.build(DeviceCard.from_config({**CARD, "nonideal": STUCK_AND_VARIATION}), 2, 1.0, PATTERN)
+    keys = ["hardware_aware_training", "note", "pattern", "chip_seed", "noisy_validation", "nonideal"]
+    assert list(HardwareAwareTraining(mapping, enabled=True).summary()) == keys  # energy.json as before the knob
+    assert HardwareAwareTraining(mapping, enabled=True, redraw="step").summary()["redraw"] == "step"
+
+
+@pytest.mark.parametrize("value", ["epoch", "Step", None])
+def test_redraw_refuses_other_values_in_one_line(value):
+    from quest.device.hardware_aware import HardwareAwareTraining
+
+    mapping = DeviceMapping.build(DeviceCard.from_config(CARD), 2, 1.0, PATTERN)
+    with pytest.raises(ValueError) as err:
+        HardwareAwareTraining(mapping, redraw=value)
+    assert str(err.value) == f"callbacks.hardware_aware.redraw={value!r}: allowed run, step"
+
+
+def test_the_report_says_a_run_trained_on_a_new_chip_every_step():
+    from types import SimpleNamespace
+
+    from quest.report.nonideal import training_label
+
+    block = {"hardware_aware_training": True, "nonideal": {"stuck_at": {"fraction": 0.1, "state": None}}}
+    job = SimpleNamespace(energy={"write": {"nonideal": block}})
+    assert training_label(job) == "noise-aware (stuck_at.fraction=0.1)"
+    job.energy["write"]["nonideal"] = {**block, "redraw": "step"}
+    assert training_label(job) == "noise-aware (stuck_at.fraction=0.1, a new chip every step)"
+
+
 # -- real train.py runs ------------------------------------------------------------------------------
 def train(out: Path, *overrides: str) -> Path:
     proc = run_train([*TINY, "pattern=6", f"hydra.run.dir={out}", *overrides])
@@ -298,6 +369,22 @@ def test_p_fail_one_in_training_moves_no_cell_and_charges_the_attempts(tmp_path)
     failed = write["epochs"][-1]["nonideal"]["failed_write_energy_per_sample_fJ"]
     assert failed > 0 and energy["failed_write_energy_per_sample_fJ"] == failed
     assert energy["write_energy_per_sample_fJ"] == pytest.approx(failed)
+
+
+@pytest.mark.slow
+def test_redraw_run_is_the_default_run_bit_for_bit_and_step_trains_on_a_new_chip_each_step(tmp_path):
+    chip = ("callbacks.hardware_aware.enabled=true", "device.nonideal.stuck_at.fraction=0.2",
+            "device.nonideal.variation.sigma=0.1", "device.nonideal.write_failure.p_fail=0.1")
+    default = train(tmp_path / "default", *chip)
+    run = train(tmp_path / "run", *chip, "callbacks.hardware_aware.redraw=run")
+    step = train(tmp_path / "step", *chip, "callbacks.hardware_aware.redraw=step")
+    assert (default / "energy.json").read_bytes() == (run / "energy.json").read_bytes()
+    a, b, c = read_results(default), read_results(run), read_results(step)
+    for key in ("test_acc", "test_loss", "best_val_acc", "energy"):
+        assert a[key] == b[key], key
+    summary = json.loads((step / "energy.json").read_text())["write"]["nonideal"]
+    assert summary["redraw"] == "step" and "redraw" not in json.loads((run / "energy.json").read_text())["write"]["nonideal"]
+    assert c["energy"]["failed_write_energy_per_sample_fJ"] != a["energy"]["failed_write_energy_per_sample_fJ"]
 
 
 @pytest.mark.parametrize("noisy", [False, True])

@@ -13,6 +13,7 @@ this module. Layout::
                                       per_sample_fJ}} | reason; total_per_batch_fJ, best_pattern
               with hardware-aware training only (quest.device.hardware_aware, opt-in):
               nonideal: {hardware_aware_training, note, pattern, chip_seed, noisy_validation,
+                         redraw (only when `step`; absent: the chip drawn once per run),
                          nonideal: the card's block in force}
               epochs[e].layers.<conv>.failed_writes: {write_attempts, moves, failed_moves,
                          failed_energy_fJ, per_weight_update_fJ, per_batch_fJ, per_sample_fJ,
