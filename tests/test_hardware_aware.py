@@ -218,7 +218,7 @@ def test_the_monitor_charges_every_attempt_of_a_write_that_stopped_without_a_lev
                             weight_levels=lambda: levels["now"])
     module = SimpleNamespace(net=SimpleNamespace(device_layers=lambda: [("conv", layer)]), log_dict=lambda *a, **k: None)
     aware = HardwareAwareTraining(DeviceMapping.build(card, 2, 1.0, pattern), enabled=True)
-    monitor = TransitionMonitor(DeviceMapping.build(card, 2, 1.0, pattern), windows={})
+    monitor = TransitionMonitor(DeviceMapping.build(card, 2, 1.0, pattern), windows={"early": [0, 1], "late": [5, 6]})
     trainer = SimpleNamespace(is_global_zero=True, default_root_dir=str(tmp_path), loggers=[], callbacks=[aware, monitor],
                               current_epoch=0, global_step=1, sanity_checking=False)
     monitor.on_fit_start(trainer, module)
@@ -238,6 +238,10 @@ def test_the_monitor_charges_every_attempt_of_a_write_that_stopped_without_a_lev
     assert level_count == 4.0 and level_count + f["per_batch_fJ"] + f["off_level_per_batch_fJ"] == pytest.approx(28.0)
     assert epoch["nonideal"]["off_level_write_energy_per_sample_fJ"] == pytest.approx(8.0 / 2)
     assert headline(record, pattern)["write_energy_per_sample_fJ"] == pytest.approx(28.0 / 2)
+    # the window holding the batch records the same; a window without it, nothing failed
+    windows = record["write"]["windows"]
+    assert windows["early"]["layers"]["conv"]["failed_writes"] == f and windows["early"]["nonideal"] == epoch["nonideal"]
+    assert "late" not in windows
 
 
 def test_eval_and_training_write_the_same_cells_the_same_way_from_the_same_draws(monkeypatch):

@@ -15,11 +15,11 @@ this module. Layout::
               nonideal: {hardware_aware_training, note, pattern, chip_seed, noisy_validation,
                          redraw (only when `step`; absent: the chip drawn once per run),
                          nonideal: the card's block in force}
-              epochs[e].layers.<conv>.failed_writes: {write_attempts, moves, failed_moves,
+              epochs[e] and windows[w]: layers.<conv>.failed_writes: {write_attempts, moves, failed_moves,
                          failed_energy_fJ, per_weight_update_fJ, per_batch_fJ, per_sample_fJ,
                          off_level_energy_fJ, off_level_per_weight_update_fJ, off_level_per_batch_fJ,
                          off_level_per_sample_fJ}
-              epochs[e].nonideal: {pattern, failed_write_energy_per_sample_fJ,
+              epochs[e] and windows[w]: nonideal: {pattern, failed_write_energy_per_sample_fJ,
                          off_level_write_energy_per_sample_fJ}  (quest.monitors.transitions)
     activity: num_batches, epochs[e]: layers.<conv>: spike_rate, ..., read_energy_per_sample_fJ:
               {pattern: fJ} | reason; cmos; selected_pattern
