@@ -21,11 +21,11 @@ CARD = yaml.safe_load((ROOT / "quest" / "conf" / "device" / "sk_mtj_3state.yaml"
 PATTERN = 6  # levels -1, 0, +1 -> states c, a, b: the reset state a holds level 0
 
 
-def chip_for(nonideal: dict, out_channels: int = 64, seed: int = 0) -> tuple[TrainingChip, SpikingConv]:
+def chip_for(nonideal: dict, out_channels: int = 64, seed: int = 0, **redraw: str) -> tuple[TrainingChip, SpikingConv]:
     torch.manual_seed(0)
     layer = SpikingConv(16, out_channels, NEURONS["if_hard"](), bits=2)
     mapping = DeviceMapping.build(DeviceCard.from_config({**CARD, "nonideal": nonideal}), 2, 1.0, PATTERN)
-    return TrainingChip(mapping, PATTERN, [("conv", layer)], seed), layer
+    return TrainingChip(mapping, PATTERN, [("conv", layer)], seed, **redraw), layer
 
 
 def test_hardware_aware_training_is_opt_in_and_says_it_is_our_addition(compose_cfg):
@@ -97,38 +97,240 @@ def test_p_fail_one_makes_no_transition_happen_and_charges_every_attempt():
     writes = chip.write("conv", 0, 1, requested_change(layer))
     assert torch.equal(writes.after, before) and torch.equal(chip.levels("conv"), before)
     assert writes.failed_moves == writes.moves == before.numel() and writes.attempts == 4 * writes.moves
-    cost = DeviceMapping.build(DeviceCard.from_config(CARD), 2, 1.0, PATTERN).cost_fJ  # states a, b, c
-    state = {-1: 2, 0: 0, 1: 1}
-    expected = sum(4 * cost[state[int(i)]][state[int(j)]]
-                   for i, j in zip(before.flatten().tolist(), requested_change(layer).flatten().tolist()))
+    # every write stops at its first hop: -1 -> +1 is c -> a -> b (c -> a 5.8 fJ), +1 -> -1 is b -> c
+    # (5.8 fJ), 0 -> +1 is a -> b (5.1 fJ); the 4 attempts of the first hop are all it costs
+    first_hop = {-1: 5.8, 1: 5.8, 0: 5.1}
+    expected = sum(4 * first_hop[int(i)] for i in before.flatten().tolist())
     assert writes.failed_energy_fJ.sum().item() == pytest.approx(expected)
+    assert torch.equal(writes.energy_fJ, writes.failed_energy_fJ) and not writes.off_level_energy_fJ.any()
 
 
 @pytest.mark.parametrize("p", [0.2, 0.5])
-def test_write_verify_mean_attempts_is_one_over_one_minus_p_fail(p):
+def test_write_verify_mean_attempts_is_hops_over_one_minus_p_fail(p):
     chip, layer = chip_for({"write_failure": {"p_fail": p, "verify": True, "max_attempts": 1000}}, out_channels=512)
     before, want = chip.state["conv"].clone(), requested_change(layer)
     writes = chip.write("conv", 0, 1, want)
     n = writes.moves  # 73,728 cells; the std of the mean is below 1%
     assert n == layer.conv.weight.numel() and writes.failed_moves == 0
-    # one hop fails with p; the two-hop write c -> a -> b (level -1 -> +1) with 1 - (1 - p)^2
+    # each hop takes 1 / (1 - p) attempts on average; the write c -> a -> b (level -1 -> +1) has two hops
     hops = torch.where((before == 2) & (chip.state["conv"] == 1), 2, 1)
-    expected = (1 / (1 - p) ** hops.double()).mean().item()
-    assert chip.p_move[2, 1] == pytest.approx(1 - (1 - p) ** 2) and chip.p_move[0, 1] == pytest.approx(p)
+    assert int(chip.spec.next_state[2, 1]) == 0 and int(chip.spec.next_state[0, 1]) == 1
+    expected = (hops.double() / (1 - p)).mean().item()
     assert writes.attempts / n == pytest.approx(expected, rel=0.02)
     assert torch.equal(writes.after, want)
 
 
-def test_a_failed_write_keeps_the_cell_in_its_state_and_the_forward_pass_uses_it():
-    chip, layer = chip_for({"write_failure": {"p_fail": 0.5}})  # no verify: one attempt
+def test_a_failed_hop_ends_the_write_where_it_got_and_the_forward_pass_uses_it():
+    chip, layer = chip_for({"write_failure": {"p_fail": 0.5}}, out_channels=256)  # no verify: one attempt
     want = requested_change(layer)
     writes = chip.write("conv", 0, 1, want)
-    failed = writes.after != want  # one hop fails with 0.5, the two-hop c -> a -> b with 0.75
-    assert 0.45 < failed.float().mean().item() < 0.75 and writes.failed_moves == int(failed.sum())
-    assert torch.equal(writes.after[failed], writes.before[failed])
+    failed = writes.after != want
+    assert writes.failed_moves == int(failed.sum())
+    # one-hop writes stay where they were; the two-hop c -> a -> b (-1 -> +1) stays in c (first hop
+    # failed, p 0.5) or stops in a (level 0: the second failed, p 0.25)
+    halfway = (writes.before == -1) & (writes.after == 0)
+    assert torch.equal(failed, (writes.after == writes.before) | halfway)
+    two_hop = writes.before == -1
+    assert halfway[two_hop].float().mean().item() == pytest.approx(0.25, abs=0.02)
+    assert (writes.after == writes.before)[two_hop].float().mean().item() == pytest.approx(0.5, abs=0.02)
+    # a halfway cell paid c -> a (5.8 fJ) and its one failed attempt at a -> b (5.1 fJ)
+    assert torch.allclose(writes.energy_fJ[halfway], torch.tensor(5.8 + 5.1, dtype=torch.float64))
+    assert torch.allclose(writes.failed_energy_fJ[halfway], torch.tensor(5.1, dtype=torch.float64))
     assert torch.equal(chip.weight_levels("conv", 0, 2), writes.after.float())
     again = chip.write("conv", 0, 2, want)  # the requested level did not change: nothing is written
     assert again.moves == 0 and torch.equal(again.after, writes.after)
+
+
+# -- the write rule: one function for quest-eval and training ----------------------------------------
+def chain_card(nonideal: dict, states: tuple[str, ...], transitions: list[tuple[str, str, float]]) -> dict:
+    """A card of `states` (initial the first) with only the listed direct transitions (fJ)."""
+    return {"name": "chain", "initial_state": states[0], "states": [{"name": s, "read_energy_fJ": 1.0} for s in states],
+            "transitions": [{"from": u, "to": v, "energy_fJ": e} for u, v, e in transitions], "nonideal": nonideal}
+
+
+def chain_chip(raw: dict, levels: list[str], cells: int) -> tuple[TrainingChip, "ChipSpec", int]:
+    """A training chip of one layer of `cells` cells on card `raw`, levels -1, 0, +1 in states `levels`
+    (its pattern), every cell in the initial state (level -1) and asked for -1."""
+    from quest.device.chip import ChipSpec
+    from quest.device.patterns import pattern_number
+    from quest.export.device import cell_mapping
+
+    card = DeviceCard.from_config(raw)
+    pattern = pattern_number(card, levels)
+    layer = SpikingConv(cells, 1, NEURONS["if_hard"](), bits=2)  # weights [1, cells, 3, 3]; replaced below
+    chip = TrainingChip(DeviceMapping.build(card, 2, 1.0, pattern), pattern, [("conv", layer)], seed=0)
+    chip.state["conv"] = torch.zeros(cells, dtype=torch.long)
+    chip.requested["conv"] = torch.full((cells,), -1, dtype=torch.int8)
+    return chip, ChipSpec.build(card, cell_mapping(card, 2, pattern)), pattern
+
+
+def test_a_write_stopped_by_a_failing_hop_ends_in_the_intermediate_state_in_eval_and_training_alike():
+    # a -> b -> c, p_fail only on b -> c (every attempt fails; write-verify tries it 3 times)
+    raw = chain_card({"write_failure": {"per_transition": [{"from": "b", "to": "c", "p_fail": 1.0}], "verify": True,
+                                        "max_attempts": 3}},
+                     ("a", "b", "c"), [("a", "b", 2.0), ("b", "c", 3.0), ("c", "a", 1.0), ("b", "a", 4.0)])
+    chip, spec, _ = chain_chip(raw, ["a", "b", "c"], 5)
+    from quest.device.chip import program_layer
+
+    programmed = program_layer(np.ones(5, dtype=np.int64), spec, seed=0)  # level +1 -> c, from a
+    assert programmed.states.tolist() == [1] * 5 and programmed.effective_levels.tolist() == [0.0] * 5  # in b
+    assert programmed.energy_fJ == pytest.approx(5 * (2.0 + 3 * 3.0))  # a -> b once, b -> c three times
+    assert (programmed.attempts, programmed.transitions, programmed.failed_transitions) == (20, 10, 5)
+    writes = chip.write("conv", 0, 1, torch.ones(5, dtype=torch.int8))
+    assert chip.state["conv"].tolist() == [1] * 5 and writes.after.tolist() == [0] * 5
+    assert writes.energy_fJ.tolist() == [2.0 + 9.0] * 5 and writes.failed_energy_fJ.tolist() == [9.0] * 5
+    assert (writes.attempts, writes.moves, writes.failed_moves) == (20, 5, 5)
+    # the monitor counts -1 -> 0 and charges C[a][b] = 2: with the failed attempts, every attempt's energy
+    assert not writes.off_level_energy_fJ.any()
+
+
+# a -> b -> x -> c, x holds no level (levels -1, 0, +1 in a, b, c); x -> c always fails
+X_CHAIN = chain_card({"write_failure": {"per_transition": [{"from": "x", "to": "c", "p_fail": 1.0}]}}, ("a", "b", "x", "c"),
+                     [("a", "b", 1.0), ("b", "x", 2.0), ("x", "c", 4.0), ("x", "a", 8.0), ("c", "a", 16.0), ("b", "a", 32.0)])
+
+
+def test_a_cell_stopping_in_a_state_without_a_level_records_what_the_level_count_misses():
+    raw = X_CHAIN
+    chip, spec, _ = chain_chip(raw, ["a", "b", "c"], 4)
+    writes = chip.write("conv", 0, 1, torch.ones(4, dtype=torch.int8))  # -1 -> +1: a -> b -> x, then x -> c fails
+    assert chip.state["conv"].tolist() == [2] * 4 and writes.after.tolist() == [0] * 4  # x reads as level 0
+    assert writes.energy_fJ.tolist() == [1.0 + 2.0 + 4.0] * 4 and writes.failed_energy_fJ.tolist() == [4.0] * 4
+    # the level count charges -1 -> 0 at C[a][b] = 1; the successful hops cost C[a][x] = 3
+    assert writes.off_level_energy_fJ.tolist() == [2.0] * 4
+    back = chip.write("conv", 0, 2, torch.full((4,), -1, dtype=torch.int8))  # x -> a direct, 8 fJ
+    assert chip.state["conv"].tolist() == [0] * 4 and back.energy_fJ.tolist() == [8.0] * 4
+    # counted 0 -> -1 at C[b][a] = 10 (b -> x -> a): 2 fJ too much
+    assert spec.cost_fJ[1, 0] == 10.0 and back.off_level_energy_fJ.tolist() == [-2.0] * 4
+
+
+def test_the_monitor_charges_every_attempt_of_a_write_that_stopped_without_a_level(tmp_path):
+    from types import SimpleNamespace
+
+    from quest.device.hardware_aware import HardwareAwareTraining
+    from quest.device.patterns import pattern_number
+    from quest.energy.record import headline
+    from quest.monitors.transitions import TransitionMonitor
+
+    card = DeviceCard.from_config(X_CHAIN)
+    pattern = pattern_number(card, ["a", "b", "c"])
+    levels = {"now": torch.full((4,), -1, dtype=torch.int8)}  # 4 cells in a
+    layer = SimpleNamespace(quantized=True, quantizer=SimpleNamespace(q_max=1), conv=SimpleNamespace(weight=torch.zeros(4)),
+                            weight_levels=lambda: levels["now"])
+    module = SimpleNamespace(net=SimpleNamespace(device_layers=lambda: [("conv", layer)]), log_dict=lambda *a, **k: None)
+    aware = HardwareAwareTraining(DeviceMapping.build(card, 2, 1.0, pattern), enabled=True)
+    monitor = TransitionMonitor(DeviceMapping.build(card, 2, 1.0, pattern), windows={"early": [0, 1], "late": [5, 6]})
+    trainer = SimpleNamespace(is_global_zero=True, default_root_dir=str(tmp_path), loggers=[], callbacks=[aware, monitor],
+                              current_epoch=0, global_step=1, sanity_checking=False)
+    monitor.on_fit_start(trainer, module)
+    monitor.on_train_epoch_start(trainer, module)
+    levels["now"] = torch.ones(4, dtype=torch.int8)  # -1 -> +1: a -> b -> x, x -> c fails; x reads 0
+    monitor.on_train_batch_end(trainer, module, None, (torch.zeros(2, 1), torch.zeros(2)), 0)
+    monitor.on_train_epoch_end(trainer, module)
+    record = json.loads((tmp_path / "energy.json").read_text())
+    epoch = record["write"]["epochs"][0]
+    rep = epoch["layers"]["conv"]
+    assert rep["transition_counts"] == [[0, 4, 0], [0, 0, 0], [0, 0, 0]]  # -1 -> 0, four times
+    f = rep["failed_writes"]
+    assert (f["write_attempts"], f["moves"], f["failed_moves"]) == (12, 4, 4)
+    assert f["failed_energy_fJ"] == 16.0 and f["off_level_energy_fJ"] == 8.0  # 4 x (x -> c), 4 x (b -> x)
+    # per batch: the count's charge 4 x C[a][b] = 4, plus both: every attempt, 4 x (1 + 2 + 4) = 28
+    level_count = rep["write_energy"][str(pattern)]["per_batch_fJ"]
+    assert level_count == 4.0 and level_count + f["per_batch_fJ"] + f["off_level_per_batch_fJ"] == pytest.approx(28.0)
+    assert epoch["nonideal"]["off_level_write_energy_per_sample_fJ"] == pytest.approx(8.0 / 2)
+    assert headline(record, pattern)["write_energy_per_sample_fJ"] == pytest.approx(28.0 / 2)
+    # the window holding the batch records the same; a window without it, nothing failed
+    windows = record["write"]["windows"]
+    assert windows["early"]["layers"]["conv"]["failed_writes"] == f and windows["early"]["nonideal"] == epoch["nonideal"]
+    assert "late" not in windows
+
+
+def test_eval_and_training_write_the_same_cells_the_same_way_from_the_same_draws(monkeypatch):
+    import quest.device.hardware_aware as ha
+    from quest.device.chip import _rng, chip_spec, program_layer
+
+    raw = {**CARD, "nonideal": {"write_failure": {"p_fail": 0.3, "verify": True, "max_attempts": 2},
+                                "stuck_at": {"fraction": 0.1}}}
+    chip, layer = chip_for(raw["nonideal"], seed=9)
+    levels = layer.weight_levels()
+    chip.state["conv"] = torch.zeros_like(chip.state["conv"])  # every cell in a (level 0, stuck cells too)
+    chip.requested["conv"] = torch.zeros_like(levels)
+    monkeypatch.setattr(ha, "_rng", lambda seed, layer, model, *step: _rng(seed, layer, model))  # eval's stream
+    writes = chip.write("conv", 0, 1, levels)
+    programmed = program_layer(levels.numpy(), chip_spec(raw, 2, PATTERN), seed=9, layer=0)
+    assert np.array_equal(chip.state["conv"].numpy(), programmed.states) and programmed.stuck_cells > 0
+    assert writes.attempts == programmed.attempts and writes.failed_moves == programmed.failed_transitions > 0
+    assert writes.energy_fJ.sum().item() == pytest.approx(programmed.energy_fJ, rel=1e-12)
+
+
+# -- redraw: the chip of the run, or a new chip every step ----------------------------------------------
+STUCK_AND_VARIATION = {"stuck_at": {"fraction": 0.3}, "variation": {"sigma": 0.1}}
+
+
+def test_redraw_step_draws_a_new_chip_every_step_and_the_same_chip_for_the_same_step_and_seed():
+    chip, layer = chip_for(STUCK_AND_VARIATION, seed=4, redraw="step")
+    again, _ = chip_for(STUCK_AND_VARIATION, seed=4, redraw="step")
+    other_seed, _ = chip_for(STUCK_AND_VARIATION, seed=5, redraw="step")
+    held = layer.weight_levels()
+    at3 = chip.weight_levels("conv", 0, 3)
+    stuck3, offsets3 = chip.stuck["conv"].clone(), chip.offsets["conv"].clone()
+    at4 = chip.weight_levels("conv", 0, 4)
+    assert not torch.equal(stuck3, chip.stuck["conv"]) and not torch.equal(offsets3, chip.offsets["conv"])
+    assert not torch.equal(at3, at4)
+    assert torch.equal(again.weight_levels("conv", 0, 3), at3) and torch.equal(again.stuck["conv"], stuck3)
+    assert not torch.equal(other_seed.weight_levels("conv", 0, 3), at3)
+    assert stuck3.float().mean().item() == pytest.approx(0.3, abs=0.02)
+    # a stuck cell reads the stuck state (a: level 0) for the step only; the states are kept
+    assert torch.all(at3[stuck3] == 0) and torch.equal(chip.levels("conv"), held)
+    ratio = at3[~stuck3 & (held != 0)] / held[~stuck3 & (held != 0)].float()
+    assert ratio.std().item() == pytest.approx(0.1, rel=0.1)
+
+
+def test_redraw_step_writes_fail_for_the_stuck_cells_of_the_step_whose_forward_pass_preceded():
+    chip, layer = chip_for({"stuck_at": {"fraction": 0.4}}, redraw="step")
+    chip.weight_levels("conv", 0, 7)  # the forward pass of step 7 draws its chip
+    stuck = chip.stuck["conv"].clone()
+    want = requested_change(layer)
+    writes = chip.write("conv", 0, 8, want)  # after the optimizer step: global_step 8
+    assert torch.equal(writes.after != want, stuck) and torch.equal(writes.after[stuck], writes.before[stuck])
+    assert writes.failed_moves == int(stuck.sum()) and writes.moves == want.numel()
+    chip.weight_levels("conv", 0, 8)
+    assert not torch.equal(chip.stuck["conv"], stuck)  # the next step: another chip, the same cell states
+    assert torch.equal(chip.levels("conv"), writes.after)
+
+
+def test_redraw_run_is_the_default_chip_and_records_what_it_recorded_before():
+    from quest.device.hardware_aware import HardwareAwareTraining
+
+    default, _ = chip_for(STUCK_AND_VARIATION, seed=2)
+    run, _ = chip_for(STUCK_AND_VARIATION, seed=2, redraw="run")
+    assert default.redraw == "run" and torch.equal(default.weight_levels("conv", 0, 3), run.weight_levels("conv", 0, 3))
+    assert torch.equal(default.weight_levels("conv", 0, 3), default.weight_levels("conv", 0, 4))  # one chip per run
+    mapping = DeviceMapping.build(DeviceCard.from_config({**CARD, "nonideal": STUCK_AND_VARIATION}), 2, 1.0, PATTERN)
+    keys = ["hardware_aware_training", "note", "pattern", "chip_seed", "noisy_validation", "nonideal"]
+    assert list(HardwareAwareTraining(mapping, enabled=True).summary()) == keys  # energy.json as before the knob
+    assert HardwareAwareTraining(mapping, enabled=True, redraw="step").summary()["redraw"] == "step"
+
+
+@pytest.mark.parametrize("value", ["epoch", "Step", None])
+def test_redraw_refuses_other_values_in_one_line(value):
+    from quest.device.hardware_aware import HardwareAwareTraining
+
+    mapping = DeviceMapping.build(DeviceCard.from_config(CARD), 2, 1.0, PATTERN)
+    with pytest.raises(ValueError) as err:
+        HardwareAwareTraining(mapping, redraw=value)
+    assert str(err.value) == f"callbacks.hardware_aware.redraw={value!r}: allowed run, step"
+
+
+def test_the_report_says_a_run_trained_on_a_new_chip_every_step():
+    from types import SimpleNamespace
+
+    from quest.report.nonideal import training_label
+
+    block = {"hardware_aware_training": True, "nonideal": {"stuck_at": {"fraction": 0.1, "state": None}}}
+    job = SimpleNamespace(energy={"write": {"nonideal": block}})
+    assert training_label(job) == "noise-aware (stuck_at.fraction=0.1)"
+    job.energy["write"]["nonideal"] = {**block, "redraw": "step"}
+    assert training_label(job) == "noise-aware (stuck_at.fraction=0.1, a new chip every step)"
 
 
 # -- real train.py runs ------------------------------------------------------------------------------
@@ -171,6 +373,22 @@ def test_p_fail_one_in_training_moves_no_cell_and_charges_the_attempts(tmp_path)
     failed = write["epochs"][-1]["nonideal"]["failed_write_energy_per_sample_fJ"]
     assert failed > 0 and energy["failed_write_energy_per_sample_fJ"] == failed
     assert energy["write_energy_per_sample_fJ"] == pytest.approx(failed)
+
+
+@pytest.mark.slow
+def test_redraw_run_is_the_default_run_bit_for_bit_and_step_trains_on_a_new_chip_each_step(tmp_path):
+    chip = ("callbacks.hardware_aware.enabled=true", "device.nonideal.stuck_at.fraction=0.2",
+            "device.nonideal.variation.sigma=0.1", "device.nonideal.write_failure.p_fail=0.1")
+    default = train(tmp_path / "default", *chip)
+    run = train(tmp_path / "run", *chip, "callbacks.hardware_aware.redraw=run")
+    step = train(tmp_path / "step", *chip, "callbacks.hardware_aware.redraw=step")
+    assert (default / "energy.json").read_bytes() == (run / "energy.json").read_bytes()
+    a, b, c = read_results(default), read_results(run), read_results(step)
+    for key in ("test_acc", "test_loss", "best_val_acc", "energy"):
+        assert a[key] == b[key], key
+    summary = json.loads((step / "energy.json").read_text())["write"]["nonideal"]
+    assert summary["redraw"] == "step" and "redraw" not in json.loads((run / "energy.json").read_text())["write"]["nonideal"]
+    assert c["energy"]["failed_write_energy_per_sample_fJ"] != a["energy"]["failed_write_energy_per_sample_fJ"]
 
 
 @pytest.mark.parametrize("noisy", [False, True])

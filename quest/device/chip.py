@@ -5,16 +5,20 @@ pattern (quest.export.device.CellMapping, the one the programming map uses) and 
 non-idealities (quest.device.nonideal), `program_layer` draws one chip (seeded) and returns what
 its cells hold:
 
-- Writing: every cell starts in the card's initial state a and is written along the RSTD's cheapest
-  path a = s_0 -> s_1 -> ... -> s_m = state(W) (quest.device.rstd), one direct transition at a time.
-  A transition u -> v fails with probability p_fail(u, v) and the cell stays in u; without
-  write-verify it is tried once, with write-verify until it succeeds or `max_attempts` is reached.
-  A failed transition ends the cell's write. Every attempt is charged at the transition's write
-  energy E(u -> v), so with no failure a cell costs C[a][state(W)], the programming energy of
-  quest.export.programming_map.
+- Writing follows THE WRITE RULE (`write_cells`; quest-eval and hardware-aware training,
+  quest.device.hardware_aware, both use it): a cell is written from the state it is in, u_0, to
+  its target t along the RSTD's cheapest path u_0 -> u_1 -> ... -> u_m = t (quest.device.rstd),
+  one direct transition (hop) at a time. A hop u -> v fails with probability p_fail(u, v) (every
+  hop of a stuck cell fails); it is tried once, or with write-verify until it succeeds or
+  `max_attempts` is reached, every attempt charged at the hop's write energy E(u -> v). A hop that
+  still fails ends the write and the cell stays in the state it reached, u_0 or an intermediate
+  u_k. Its energy is C[u_0][u_k] (the successful hops: sub-paths of cheapest paths are cheapest)
+  plus the failed attempts, each at its hop's E.
+  Programming a chip writes every cell from the card's initial state a, so with no failure a cell
+  costs C[a][state(W)], the programming energy of quest.export.programming_map.
 - Stuck cells (fraction f, drawn once per chip) are written like the others but never change
-  state: every transition they try fails (with write-verify, they use up `max_attempts`); they end
-  in the stuck state.
+  state: their first hop fails (with write-verify it uses up `max_attempts`); they end in the
+  stuck state.
 - Value: a cell in final state s contributes  W_eff = level(s) * r,  r = max(0, (1 + sigma_prog(s) N)
   * (1 + sigma_d2d(s) N_d2d[cell, s])), the ratio of its perturbed to its nominal state value
   (N_d2d drawn for every state of every cell once per chip). A state that holds no level under
@@ -33,7 +37,7 @@ import numpy as np
 
 from quest.device.card import DeviceCard
 from quest.device.nonideal import NonIdeality
-from quest.device.rstd import cheapest_path
+from quest.device.rstd import next_hops
 
 if TYPE_CHECKING:
     from quest.export.device import CellMapping
@@ -43,23 +47,15 @@ _STUCK, _WRITE, _PROGRAMMING, _VARIATION = range(4)
 
 
 @dataclass(frozen=True)
-class Hop:
-    """One direct transition of a write path: from state `source` to `target` (indices)."""
-
-    source: int
-    target: int
-    energy_fJ: float
-    p_fail: float
-
-
-@dataclass(frozen=True)
 class ChipSpec:
-    """What programming needs from the card and the pattern: the write path to each state."""
+    """What writing cells needs from the card and the pattern: the RSTD's hops and the level map."""
 
     states: tuple[str, ...]
     initial_state: int
     level_of_state: np.ndarray  # [n] float32: the level each state holds (0 for a state holding none)
-    paths: tuple[tuple[Hop, ...], ...]  # paths[s]: the hops from the initial state to state s
+    next_state: np.ndarray  # [n, n] int64: the state after u on the cheapest path u -> v (rstd.next_hops)
+    hop_energy_fJ: np.ndarray  # [n, n] float64: E(u -> v) of each direct transition (0 elsewhere)
+    hop_p_fail: np.ndarray  # [n, n] float64: p_fail(u, v) of each direct transition (0 elsewhere)
     cost_fJ: np.ndarray  # [n, n] the RSTD cost matrix
     level_state: np.ndarray  # [k] int64: the state of each level -Q..Q
     q_max: int
@@ -72,14 +68,32 @@ class ChipSpec:
         level_of_state = np.zeros(n, dtype=np.float32)
         for level, s in zip(cells.levels, cells.level_state):
             level_of_state[s] = level
-        paths = []
-        for s in range(n):
-            visited = cheapest_path(card, cells.initial_state, s)
-            paths.append(tuple(Hop(card.index(u), card.index(v), card.write_energy_fJ[(u, v)], wf.p_of(u, v))
-                               for u, v in zip(visited[:-1], visited[1:])))
-        return cls(tuple(card.states), cells.initial_state, level_of_state, tuple(paths),
+        energy = np.zeros((n, n), dtype=np.float64)
+        p_fail = np.zeros((n, n), dtype=np.float64)
+        for (u, v), e in card.write_energy_fJ.items():
+            energy[card.index(u), card.index(v)] = e
+            p_fail[card.index(u), card.index(v)] = wf.p_of(u, v)
+        return cls(tuple(card.states), cells.initial_state, level_of_state, next_hops(card), energy, p_fail,
                    np.asarray(cells.cost_fJ, dtype=np.float64), np.asarray(cells.level_state, dtype=np.int64),
                    cells.levels[-1], card.nonideal)
+
+    @property
+    def charged_state(self) -> np.ndarray:
+        """[n] int64: the state a count of level moves takes a cell in state s to be in,
+        state(level(s)); s itself for a state holding a level (the transition monitor's view)."""
+        return self.level_state[self.level_of_state.astype(np.int64) + self.q_max]
+
+
+@dataclass
+class CellWrites:
+    """What `write_cells` did to each cell (flat arrays, one entry per cell)."""
+
+    states: np.ndarray  # int64: the state each cell ended in
+    attempts: np.ndarray  # int64: write attempts, all hops
+    hops: np.ndarray  # int64: hops tried (the write stops at its first failed hop)
+    failed: np.ndarray  # bool: the write stopped at a failed hop (the cell is not in its target)
+    energy_fJ: np.ndarray  # float64: every attempt at its hop's E (successful hops + all failed attempts)
+    failed_energy_fJ: np.ndarray  # float64: the failed attempts alone
 
 
 @dataclass
@@ -111,8 +125,9 @@ def perturbed_levels(levels: Any, ratio: Any) -> Any:
     return levels * ratio.clip(0, None)
 
 
-def _rng(seed: int, layer: int, model: int) -> np.random.Generator:
-    return np.random.default_rng([int(seed), int(layer), model])
+def _rng(seed: int, layer: int, model: int, *step: int) -> np.random.Generator:
+    """The numpy stream of one model's draws: key (seed, layer, model), and the step in training."""
+    return np.random.default_rng([int(seed), int(layer), model, *map(int, step)])
 
 
 def _attempts(p: np.ndarray, limit: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -125,47 +140,81 @@ def _attempts(p: np.ndarray, limit: int, rng: np.random.Generator) -> tuple[np.n
     return np.minimum(k, limit).astype(np.int64), k <= limit
 
 
+def write_cells(source: np.ndarray, target: np.ndarray, stuck: np.ndarray | None, spec: ChipSpec,
+                attempt_limit: int, rng: np.random.Generator | None) -> CellWrites:
+    """THE WRITE RULE (module docstring): cells in states `source` written to states `target` (flat
+    int arrays, one entry per cell; a cell with source == target is not written) hop by hop along
+    the RSTD's cheapest paths. `stuck` (bool per cell, or None) marks cells whose every hop fails;
+    `attempt_limit` is attempts per hop (`max_attempts` with write-verify, else 1).
+
+    Draws: cells are taken in groups of one (source, target) pair, pairs in increasing order of
+    source * n + target, cells in index order within a pair; each hop of a pair's path draws once
+    for the pair's cells still writing (`_attempts`). `rng` None: no hop can fail (no write model
+    is on; `stuck` must be None) and nothing is drawn."""
+    source = np.asarray(source, dtype=np.int64).reshape(-1)
+    target = np.asarray(target, dtype=np.int64).reshape(-1)
+    cells, n = source.size, len(spec.states)
+    if rng is None and stuck is not None and stuck.any():
+        raise ValueError("write_cells: stuck cells need a random stream (rng)")
+    state = source.copy()
+    attempts = np.zeros(cells, dtype=np.int64)
+    hops = np.zeros(cells, dtype=np.int64)
+    failed = np.zeros(cells, dtype=bool)
+    energy = np.zeros(cells, dtype=np.float64)
+    failed_energy = np.zeros(cells, dtype=np.float64)
+    key = source * n + target
+    written = np.flatnonzero(source != target)
+    order = written[np.argsort(key[written], kind="stable")]
+    _, starts = np.unique(key[order], return_index=True)
+    for lo, hi in zip(starts, [*starts[1:], order.size]):
+        idx = order[lo:hi]
+        u, t = int(source[idx[0]]), int(target[idx[0]])
+        while idx.size and u != t:
+            v = int(spec.next_state[u, t])
+            e = spec.hop_energy_fJ[u, v]
+            if rng is None:
+                used, ok = np.ones(idx.size, dtype=np.int64), np.ones(idx.size, dtype=bool)
+            else:
+                p = np.full(idx.size, spec.hop_p_fail[u, v])
+                if stuck is not None:
+                    p = np.where(stuck[idx], 1.0, p)
+                used, ok = _attempts(p, attempt_limit, rng)
+            attempts[idx] += used
+            hops[idx] += 1
+            energy[idx] += used * e
+            failed_energy[idx] += (used - ok) * e  # a successful hop's retries, or every attempt of a failed one
+            failed[idx[~ok]] = True
+            idx = idx[ok]
+            state[idx] = v
+            u = v
+    return CellWrites(state, attempts, hops, failed, energy, failed_energy)
+
+
 def program_layer(levels: np.ndarray, spec: ChipSpec, seed: int, layer: int = 0) -> ProgrammedLayer:
-    """Write integer `levels` (any shape, in [-Q, Q]) into one chip (`seed`) as described above."""
+    """Write integer `levels` (any shape, in [-Q, Q]) into one chip (`seed`) as described above:
+    every cell from the initial state, by `write_cells`."""
     ni = spec.nonideal
     w = np.asarray(levels, dtype=np.int64)
     flat = w.reshape(-1)
     cells = flat.size
     target = spec.level_state[flat + spec.q_max]
     ideal_energy = float(spec.cost_fJ[spec.initial_state][target].sum())
+    source = np.full(cells, spec.initial_state, dtype=np.int64)
 
     stuck = np.zeros(cells, dtype=bool)
     stuck_state = spec.initial_state if ni.stuck_at.state is None else spec.states.index(ni.stuck_at.state)
     if ni.stuck_at.on:
         stuck = _rng(seed, layer, _STUCK).random(cells) < ni.stuck_at.fraction
 
-    state = target.copy()
-    attempts = tried = failed = 0
-    energy = ideal_energy
     if ni.write_failure.on or ni.stuck_at.on:
-        state = np.full(cells, spec.initial_state, dtype=np.int64)
-        energy = 0.0
-        rng = _rng(seed, layer, _WRITE)
-        limit = ni.write_failure.attempt_limit
-        for s, path in enumerate(spec.paths):
-            idx = np.flatnonzero(target == s)
-            for hop in path:
-                if not idx.size:
-                    break
-                p = np.where(stuck[idx], 1.0, hop.p_fail)
-                used, ok = _attempts(p, limit, rng)
-                attempts += int(used.sum())
-                tried += idx.size
-                failed += int((~ok).sum())
-                energy += float(used.sum()) * hop.energy_fJ
-                state[idx[ok]] = hop.target
-                idx = idx[ok]
+        writes = write_cells(source, target, stuck, spec, ni.write_failure.attempt_limit, _rng(seed, layer, _WRITE))
+        state = writes.states
         state[stuck] = stuck_state
-    else:
-        for s, path in enumerate(spec.paths):
-            m = int((target == s).sum())
-            attempts += m * len(path)
-        tried = attempts
+        energy = float(writes.energy_fJ.sum())
+    else:  # no hop fails: C[a][state(W)] per cell, exactly the programming map's energy
+        writes = write_cells(source, target, None, spec, 1, None)
+        state, energy = target.copy(), ideal_energy
+    attempts, tried, failed = int(writes.attempts.sum()), int(writes.hops.sum()), int(writes.failed.sum())
 
     ratio = np.ones(cells, dtype=np.float64)
     if ni.programming_noise.on:

@@ -21,11 +21,24 @@ the gradient is that of the noise-free quantized weight (straight-through). Per 
                        noisy_current, the noise term detached (straight-through); runs the layer on
                        the reference neuron backend
     write_failure      after each optimizer step, a cell whose quantized level changed (the moves the
-                       transition monitor counts) is written from the state it holds, s_i, to state(j)
-                       as one write (the RSTD's cheapest path, charged C[s_i][s_j]
-                       per attempt); it fails with p = 1 - prod over the path's hops of (1 - p_fail(hop))
-                       and the cell stays in state(i); write-verify retries up to `max_attempts`.
-                       Stuck cells fail every attempt. The next forward pass uses the cell's actual state.
+                       transition monitor counts) is written from the state it holds to state(j) by
+                       THE WRITE RULE of quest-eval (quest.device.chip.write_cells): hop by hop along
+                       the RSTD's cheapest path, each hop failing with its p_fail (every hop of a stuck
+                       cell fails), retried up to `max_attempts` with write-verify, every attempt
+                       charged at the hop's E; a hop that still fails ends the write with the cell in
+                       the state it reached (its source or an intermediate state), which the next
+                       forward pass uses. Energy: C[source][reached] plus the failed attempts.
+
+`redraw` (callbacks.hardware_aware.redraw) says how often the chip is drawn:
+
+    run   (default) variation offsets and stuck cells drawn once per run, as above
+    step  a new chip every training step, the usual way to make a network robust to chips it was not
+          trained on: the stuck mask and the variation offsets are drawn anew at every step, keyed by
+          (chip_seed, layer, model, step) (reproducible, and a resumed run draws the same chips).
+          The cells' states carry over from step to step; a stuck cell holds the stuck state for that
+          step's forward pass only (its state is kept), and the writes after that step's optimizer
+          step fail for that step's stuck cells. Within a step a cell is read in one state only, so
+          variation draws one N per cell per step: r *= 1 + sigma_d2d(s) N[cell, step].
 
 Validation and test during training compute noise-free (the quantizer's q(w)) unless
 `noisy_validation` is true. The transition monitor counts the cells' actual moves and charges the
@@ -40,11 +53,11 @@ import lightning as L
 import numpy as np
 import torch
 
-from quest.device.chip import _STUCK, _VARIATION, _WRITE, _attempts, _rng, perturbed_levels
+from quest.device.chip import _STUCK, _VARIATION, _WRITE, ChipSpec, _rng, perturbed_levels, write_cells
 from quest.device.mapping import DeviceMapping
-from quest.device.rstd import cheapest_path
 
 _PROGRAMMING_STEP, _READ_STEP = 11, 12  # random streams of the per-step draws
+REDRAW = ("run", "step")  # callbacks.hardware_aware.redraw: the chip drawn once per run, or every step
 
 
 @dataclass
@@ -53,63 +66,84 @@ class LayerWrites:
 
     before: torch.Tensor  # int8 levels the cells held
     after: torch.Tensor  # int8 levels they hold now
-    attempts: int
+    attempts: int  # write attempts, all hops of all cells
     moves: int  # cells asked to change level
-    failed_moves: int  # of those, cells left in their old state
+    failed_moves: int  # of those, cells whose write stopped at a failed hop (not in their target)
+    energy_fJ: torch.Tensor  # float64 per cell: every attempt (the successful hops + the failed attempts)
     failed_energy_fJ: torch.Tensor  # float64 per cell: energy of the attempts that failed
+    off_level_energy_fJ: torch.Tensor  # float64 per cell: what a count of level moves misses (see `write`)
 
 
 class TrainingChip:
     """The per-cell device state of a run's device layers and the rule that turns it into weights."""
 
-    def __init__(self, mapping: DeviceMapping, pattern: int, layers: list[tuple[str, Any]], seed: int) -> None:
+    def __init__(self, mapping: DeviceMapping, pattern: int, layers: list[tuple[str, Any]], seed: int,
+                 redraw: str = "run") -> None:
         from quest.export.device import cell_mapping
+
+        if redraw not in REDRAW:
+            raise ValueError(f"callbacks.hardware_aware.redraw={redraw!r}: allowed {', '.join(REDRAW)}")
+        self.redraw = redraw
+        self.drawn_step: int | None = None  # redraw=step: the step whose chip the stuck masks and offsets are
 
         card = mapping.card
         self.nonideal = ni = card.nonideal
         self.seed = int(seed)
         cells = cell_mapping(card, mapping.bits, pattern)
+        self.spec = spec = ChipSpec.build(card, cells)
         self.pattern = int(pattern)
-        self.q_max = cells.levels[-1]
+        self.q_max = spec.q_max
         n = card.n_states
         device = layers[0][1].conv.weight.device if layers else torch.device("cpu")
-        self.level_state = torch.tensor(cells.level_state, dtype=torch.long, device=device)
-        level_of_state = np.zeros(n, dtype=np.float32)  # 0 for a state holding no level
-        for level, s in zip(cells.levels, cells.level_state):
-            level_of_state[s] = level
-        self.level_of_state = torch.from_numpy(level_of_state).to(device)
-        self.cost_fJ = np.asarray(cells.cost_fJ, dtype=np.float64)
-        wf = ni.write_failure
-        self.p_move = np.zeros((n, n), dtype=np.float64)  # a write u -> v fails if any hop of its path fails
-        for u in range(n):
-            for v in range(n):
-                if u != v:
-                    path = cheapest_path(card, u, v)
-                    ok = np.prod([1.0 - wf.p_of(a, b) for a, b in zip(path[:-1], path[1:])])
-                    self.p_move[u, v] = 1.0 - ok
-        self.attempt_limit = wf.attempt_limit
+        self.level_state = torch.tensor(spec.level_state, dtype=torch.long, device=device)
+        self.level_of_state = torch.from_numpy(spec.level_of_state).to(device)  # 0 for a state holding no level
+        self.attempt_limit = ni.write_failure.attempt_limit
         self.sigma = {m: torch.from_numpy(getattr(ni, m).sigmas(card.states).astype(np.float32)).to(device)
                       for m in ("programming_noise", "variation", "read_noise")}
-        stuck_state = cells.initial_state if ni.stuck_at.state is None else card.index(ni.stuck_at.state)
+        self.stuck_state = stuck_state = cells.initial_state if ni.stuck_at.state is None else card.index(ni.stuck_at.state)
         self.names = [name for name, _ in layers]
         self.state: dict[str, torch.Tensor] = {}
         self.requested: dict[str, torch.Tensor] = {}  # the levels the last step asked for
-        self.stuck: dict[str, torch.Tensor | None] = {}
-        self.offsets: dict[str, torch.Tensor | None] = {}
+        self.stuck: dict[str, torch.Tensor | None] = {}  # this chip's stuck cells (redraw=step: this step's)
+        self.offsets: dict[str, torch.Tensor | None] = {}  # N_d2d [cells, n] (redraw=step: [cells], this step's)
         for i, (name, layer) in enumerate(layers):
             levels = layer.weight_levels()
             self.requested[name] = levels
             state = self.level_state[levels.long() + self.q_max]
             count = state.numel()
             stuck = None
-            if ni.stuck_at.on:  # the draws of quest-eval's chip `seed`
+            if ni.stuck_at.on and redraw == "run":  # the draws of quest-eval's chip `seed`
                 stuck = torch.from_numpy(_rng(seed, i, _STUCK).random(count) < ni.stuck_at.fraction).to(device)
                 stuck = stuck.view_as(state)
                 state = torch.where(stuck, torch.full_like(state, stuck_state), state)
             self.stuck[name] = stuck
             self.offsets[name] = (torch.from_numpy(_rng(seed, i, _VARIATION).standard_normal((count, n), dtype=np.float32))
-                                  .to(device) if ni.variation.on else None)
+                                  .to(device) if ni.variation.on and redraw == "run" else None)
             self.state[name] = state
+
+    def draw(self, step: int) -> None:
+        """redraw=step: draw the chip of training step `step` (every layer's stuck mask and variation
+        offsets, keyed by (chip_seed, layer, model, step)); nothing for redraw=run or a step drawn."""
+        if self.redraw != "step" or self.drawn_step == step:
+            return
+        ni = self.nonideal
+        for i, name in enumerate(self.names):
+            state = self.state[name]
+            if ni.stuck_at.on:
+                g = _generator(state.device, self.seed, i, _STUCK, step)
+                self.stuck[name] = (torch.rand(state.shape, generator=g, device=state.device) < ni.stuck_at.fraction)
+            if ni.variation.on:
+                g = _generator(state.device, self.seed, i, _VARIATION, step)
+                self.offsets[name] = torch.randn(state.numel(), generator=g, device=state.device)
+        self.drawn_step = step
+
+    def held_state(self, name: str) -> torch.Tensor:
+        """The state each cell of layer `name` is read in: its state, or the stuck state where this
+        step's chip has it stuck (redraw=step; with redraw=run a stuck cell's state is the stuck state)."""
+        stuck = self.stuck[name]
+        if self.redraw == "step" and stuck is not None:
+            return torch.where(stuck, torch.full_like(self.state[name], self.stuck_state), self.state[name])
+        return self.state[name]
 
     @property
     def perturbs_values(self) -> bool:
@@ -123,7 +157,8 @@ class TrainingChip:
 
     def weight_levels(self, name: str, index: int, step: int) -> torch.Tensor:
         """W_eff of layer `name` at training step `step` (float, weight-shaped)."""
-        ni, state = self.nonideal, self.state[name]
+        self.draw(step)
+        ni, state = self.nonideal, self.held_state(name)
         flat = state.reshape(-1)
         ratio = torch.ones(flat.shape, dtype=torch.float64, device=flat.device)
         if ni.programming_noise.on:
@@ -131,41 +166,54 @@ class TrainingChip:
             normal = torch.randn(flat.shape, generator=g, device=flat.device)
             ratio = ratio * (1.0 + self.sigma["programming_noise"][flat].double() * normal.double())
         if ni.variation.on:
-            offset = self.offsets[name].gather(1, flat[:, None]).squeeze(1)
+            offsets = self.offsets[name]
+            assert offsets is not None
+            offset = offsets.gather(1, flat[:, None]).squeeze(1) if offsets.dim() == 2 else offsets
             ratio = ratio * (1.0 + self.sigma["variation"][flat].double() * offset.double())
         return perturbed_levels(self.level_of_state[flat].double(), ratio).float().view_as(state)
 
     def write(self, name: str, index: int, step: int, requested: torch.Tensor) -> LayerWrites:
         """Write the levels `requested` (int8) into layer `name`'s cells whose requested level changed
-        since the last step, failing as the card says."""
+        since the last step, from the states they hold, by the write rule (quest.device.chip.write_cells);
+        stuck cells are those of the chip in force (redraw=step: the last step drawn, i.e. the step whose
+        forward pass preceded this write).
+
+        The transition monitor charges a cell's level move i -> j at C[state(i)][state(j)]; its
+        successful hops cost C[u_0][u_k] (u_0 the state it held, u_k the state it reached). The two
+        agree when u_0 and u_k hold levels; `off_level_energy_fJ` is the difference,
+        C[u_0][u_k] - C[state(level(u_0))][state(level(u_k))], non-zero only for a cell starting or
+        stopping in a state that holds no level (which reads as level 0)."""
+        if self.drawn_step is None:
+            self.draw(step)  # redraw=step: a write before any forward pass uses the chip of its own step
+        spec = self.spec
         before_state = self.state[name]
         before = self.levels(name)
         target = self.level_state[requested.long() + self.q_max]
         move = (requested != self.requested[name]) & (target != before_state)
         self.requested[name] = requested
-        target = torch.where(move, target, before_state)
+        idx = torch.nonzero(move.reshape(-1)).squeeze(1)
+        src = before_state.reshape(-1)[idx].cpu().numpy()
+        dst = target.reshape(-1)[idx].cpu().numpy()
         stuck = self.stuck[name]
-        failed_energy = torch.zeros(before_state.shape, dtype=torch.float64, device=before_state.device)
-        moves = int(move.sum())
-        attempts, failed_moves = moves, 0
-        if self.nonideal.write_failure.on or stuck is not None:
-            idx = torch.nonzero(move.reshape(-1)).squeeze(1)
-            src = before_state.reshape(-1)[idx].cpu().numpy()
-            dst = target.reshape(-1)[idx].cpu().numpy()
-            p = self.p_move[src, dst]
-            if stuck is not None:
-                p = np.where(stuck.reshape(-1)[idx].cpu().numpy(), 1.0, p)
-            rng = np.random.default_rng([self.seed, index, _WRITE, int(step)])
-            used, ok = _attempts(p, self.attempt_limit, rng)
-            attempts, failed_moves = int(used.sum()), int((~ok).sum())
-            wasted = (used - ok.astype(np.int64)) * self.cost_fJ[src, dst]
-            failed_energy.view(-1)[idx] = torch.from_numpy(wasted).to(failed_energy.device)
-            keep = torch.from_numpy(~ok).to(target.device)
-            new = target.reshape(-1).clone()
-            new[idx[keep]] = before_state.reshape(-1)[idx[keep]]
-            target = new.view_as(before_state)
-        self.state[name] = target
-        return LayerWrites(before, self.levels(name), attempts, moves, failed_moves, failed_energy)
+        stuck_moving = stuck.reshape(-1)[idx].cpu().numpy() if stuck is not None else None
+        ni = self.nonideal
+        rng = _rng(self.seed, index, _WRITE, step) if ni.write_failure.on or ni.stuck_at.on else None
+        done = write_cells(src, dst, stuck_moving, spec, self.attempt_limit, rng)
+        reached = done.states
+        charged = spec.charged_state
+        off_level = spec.cost_fJ[src, reached] - spec.cost_fJ[charged[src], charged[reached]]
+
+        def per_cell(values: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
+            out = torch.zeros(before_state.numel(), dtype=dtype, device=before_state.device)
+            out[idx] = torch.from_numpy(values).to(out.device, dtype)
+            return out.view_as(before_state)
+
+        state = before_state.reshape(-1).clone()
+        state[idx] = torch.from_numpy(reached).to(state.device)
+        self.state[name] = state.view_as(before_state)
+        return LayerWrites(before, self.levels(name), int(done.attempts.sum()), int(idx.numel()), int(done.failed.sum()),
+                           per_cell(done.energy_fJ, torch.float64), per_cell(done.failed_energy_fJ, torch.float64),
+                           per_cell(off_level, torch.float64))
 
     def state_dict(self) -> dict[str, dict[str, torch.Tensor]]:
         return {"state": {n: s.to(torch.uint8).cpu() for n, s in self.state.items()},
@@ -190,7 +238,10 @@ class HardwareAwareTraining(L.Callback):
     """Trains on a training chip (see the module docstring); receives the run's device mapping."""
 
     def __init__(self, mapping: DeviceMapping, enabled: bool = False, chip_seed: int = 0,
-                 noisy_validation: bool = False) -> None:
+                 noisy_validation: bool = False, redraw: str = "run") -> None:
+        if redraw not in REDRAW:
+            raise ValueError(f"callbacks.hardware_aware.redraw={redraw!r}: allowed {', '.join(REDRAW)}")
+        self.redraw = redraw
         self.mapping = mapping
         self.enabled = bool(enabled)
         self.chip_seed = int(chip_seed)
@@ -215,7 +266,7 @@ class HardwareAwareTraining(L.Callback):
         """The training chip, built on first use (from the weights' levels then)."""
         if self.active and self.chip is None:
             self.layers = [(n, b) for n, b in pl_module.net.device_layers() if b.quantized]
-            self.chip = TrainingChip(self.mapping, self.pattern, self.layers, self.chip_seed)
+            self.chip = TrainingChip(self.mapping, self.pattern, self.layers, self.chip_seed, self.redraw)
             self.chip.load_state_dict(self._restored)
         return self.chip
 
@@ -227,6 +278,7 @@ class HardwareAwareTraining(L.Callback):
             "pattern": self.pattern,
             "chip_seed": self.chip_seed,
             "noisy_validation": self.noisy_validation,
+            **({"redraw": self.redraw} if self.redraw != "run" else {}),  # absent: run (the records before the key)
             "nonideal": self.mapping.card.nonideal.summary(),
         }
 
@@ -244,7 +296,7 @@ class HardwareAwareTraining(L.Callback):
                     return wq + (target - wq).detach()  # straight-through: d/dw as if noise-free
 
                 layer.weight = weight  # an instance attribute shadows the method
-            sigma = chip.sigma["read_noise"][chip.state[name]]
+            sigma = chip.sigma["read_noise"][chip.held_state(name)]
             if sigma.any():
                 from quest.evaluate.chips import noisy_current
 

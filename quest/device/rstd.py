@@ -51,12 +51,21 @@ def transition_cost_matrix_fJ(card: DeviceCard) -> np.ndarray:
     return cost
 
 
+def next_hops(card: DeviceCard) -> np.ndarray:
+    """N[i][j] [n, n] int64: the state after i on the cheapest write path i -> j (N[i][i] = i).
+
+    Every path follows it, so the rest of the cheapest path i -> j from any state on it is the
+    cheapest path from that state (and a prefix i -> s_k costs C[i][s_k]: sub-paths of cheapest
+    paths are cheapest). Raises like transition_cost_matrix_fJ on unreachable states."""
+    transition_cost_matrix_fJ(card)
+    return _floyd_warshall(card)[1]
+
+
 def cheapest_path(card: DeviceCard, source: str | int, target: str | int) -> list[str]:
     """States visited by the cheapest write path from ``source`` to ``target`` (both included)."""
     i = source if isinstance(source, int) else card.index(source)
     j = target if isinstance(target, int) else card.index(target)
-    transition_cost_matrix_fJ(card)  # raises on unreachable states
-    _, nxt = _floyd_warshall(card)
+    nxt = next_hops(card)
     path = [i]
     while path[-1] != j:
         path.append(int(nxt[path[-1], j]))

@@ -13,10 +13,14 @@ this module. Layout::
                                       per_sample_fJ}} | reason; total_per_batch_fJ, best_pattern
               with hardware-aware training only (quest.device.hardware_aware, opt-in):
               nonideal: {hardware_aware_training, note, pattern, chip_seed, noisy_validation,
+                         redraw (only when `step`; absent: the chip drawn once per run),
                          nonideal: the card's block in force}
-              epochs[e].layers.<conv>.failed_writes: {write_attempts, moves, failed_moves,
-                         failed_energy_fJ, per_weight_update_fJ, per_batch_fJ, per_sample_fJ}
-              epochs[e].nonideal: {pattern, failed_write_energy_per_sample_fJ}
+              epochs[e] and windows[w]: layers.<conv>.failed_writes: {write_attempts, moves, failed_moves,
+                         failed_energy_fJ, per_weight_update_fJ, per_batch_fJ, per_sample_fJ,
+                         off_level_energy_fJ, off_level_per_weight_update_fJ, off_level_per_batch_fJ,
+                         off_level_per_sample_fJ}
+              epochs[e] and windows[w]: nonideal: {pattern, failed_write_energy_per_sample_fJ,
+                         off_level_write_energy_per_sample_fJ}  (quest.monitors.transitions)
     activity: num_batches, epochs[e]: layers.<conv>: spike_rate, ..., read_energy_per_sample_fJ:
               {pattern: fJ} | reason; cmos; selected_pattern
 """
@@ -196,13 +200,16 @@ def read_by_layer(epoch: Mapping[str, Any]) -> dict[str, dict[str, float]]:
     return out
 
 
-def failed_write_energy(epoch: Mapping[str, Any], pattern: int | None) -> float | None:
+def failed_write_energy(epoch: Mapping[str, Any], pattern: int | None,
+                        key: str = "failed_write_energy_per_sample_fJ") -> float | None:
     """Write energy per sample of the failed attempts of hardware-aware training in one epoch's write
-    record, under `pattern` (None: the epoch has no failed-write record, or it is for another pattern)."""
+    record, under `pattern` (None: the epoch has no failed-write record, or it is for another pattern);
+    `key=off_level_write_energy_per_sample_fJ`: what its level count missed (0.0 when the record
+    predates the key)."""
     block = epoch.get("nonideal") or {}
     if "failed_write_energy_per_sample_fJ" not in block or block.get("pattern") != pattern:
         return None
-    return float(block["failed_write_energy_per_sample_fJ"])
+    return float(block.get(key, 0.0))
 
 
 def nonideal_training(record: Record | None) -> dict[str, Any]:
@@ -267,8 +274,9 @@ def headline(record: Record | None, configured: Any = None) -> dict[str, Any]:
     pattern = selected_pattern(record, configured) if reason is None else None
     write = total_for(write_by_layer(last_write_epoch(record)), pattern)
     failed = failed_write_energy(last_write_epoch(record), pattern)
-    if write is not None and failed is not None:  # the imperfect device's writes include the failed attempts
-        write += failed
+    off_level = failed_write_energy(last_write_epoch(record), pattern, "off_level_write_energy_per_sample_fJ") or 0.0
+    if write is not None and failed is not None:  # the imperfect device's writes: every attempt
+        write += failed + off_level
     read = total_for(read_by_layer(a_last), pattern)
     if reason is None and write is None:
         reason = stated_reason(last_write_epoch(record), "write_energy") or "no write energy recorded"

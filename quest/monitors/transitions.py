@@ -12,11 +12,22 @@ of the first epoch) to reproduce its figures; `subset: quest` restricts the coun
 sampled weights (output and input channels below a quarter, kernel positions {0,2}x{0,2}).
 
 With hardware-aware training (quest.device.hardware_aware, opt-in) the counts are of the cells'
-actual moves: a write that failed leaves its cell at level i (counted i -> i), and the energy of the
-failed attempts, charged at the transition's RSTD cost under the training pattern, is recorded
-beside each layer (`failed_writes`) and in total (`nonideal`), per epoch:
+actual moves. Writes follow THE WRITE RULE of quest-eval (quest.device.chip.write_cells): hop by hop
+along the RSTD's cheapest path, each hop failing with its p_fail (every hop of a stuck cell fails),
+retried up to `max_attempts` with write-verify, every attempt charged at the hop's E; a hop that
+still fails ends the write with the cell in the state it reached. So a cell written from level i that stopped in state u_k is counted i -> level(u_k) (i -> i
+when its first hop failed), and that count's charge C[state(i)][state(level(u_k))] is the energy of
+its successful hops, C[u_0][u_k] (sub-paths of cheapest paths are cheapest), whenever u_0 and u_k
+hold levels. Recorded beside each layer (`failed_writes`) and in total (`nonideal`), per epoch and
+per window, under the training pattern:
 
-    failed per weight update = failed energy / sum(C);  per batch = that * n_weights;  per sample = / batch size
+    failed_energy_fJ     the failed attempts (every attempt of a failed hop, and a successful hop's retries)
+    off_level_energy_fJ  sum over cells of C[u_0][u_k] - C[state(level(u_0))][state(level(u_k))]: what the
+                         level count misses (or over-counts) for a cell starting or stopping in a state
+                         that holds no level (it reads as level 0); 0 on a card whose states all hold levels
+    per weight update = energy / sum(C);  per batch = that * n_weights;  per sample = / batch size
+
+so the pattern's write energy plus both is the energy of every attempt.
 
 Under data-parallel training every process holds the same weights after each step, so counts
 are taken from the local replica (rank 0 writes them); summing across processes would count
@@ -38,6 +49,7 @@ from quest.monitors.energy_file import history_from_state, history_to_state, log
 
 QUEST_WINDOWS = {"early": [0, 10], "middle": [95, 105], "final": [180, 190]}
 SUBSETS = ("all", "quest")
+FAILED_KEYS = ("write_attempts", "moves", "failed_moves", "failed_energy_fJ", "off_level_energy_fJ")
 
 
 def quest_subset(levels: torch.Tensor) -> torch.Tensor:
@@ -84,6 +96,7 @@ class TransitionMonitor(L.Callback):
         self.batch_size = 0
         self.hardware: HardwareAwareTraining | None = None
         self.epoch_failed: dict[str, dict[str, float]] = {}
+        self.window_failed: dict[str, dict[str, dict[str, float]]] = {}  # window -> layer -> FAILED_KEYS
         self._failed_step: int | None = None  # the optimizer step whose failed writes were counted
 
     # -- counting ------------------------------------------------------------------------------
@@ -123,15 +136,16 @@ class TransitionMonitor(L.Callback):
         self._failed_step = trainer.global_step
         for name, blk in self.layers:
             if name in writes:  # hardware-aware: the cells' actual levels, and the failed attempts
-                w = writes[name]
-                cur = self._subset(w.after)
-                acc_f = self.epoch_failed.setdefault(name, dict.fromkeys(
-                    ("write_attempts", "moves", "failed_moves", "failed_energy_fJ"), 0.0))
-                if fresh:  # attempts and moves of all the layer's cells; the energy of the tracked ones
-                    acc_f["write_attempts"] += w.attempts
-                    acc_f["moves"] += w.moves
-                    acc_f["failed_moves"] += w.failed_moves
-                    acc_f["failed_energy_fJ"] += float(self._subset(w.failed_energy_fJ).sum())
+                done = writes[name]
+                cur = self._subset(done.after)
+                # attempts and moves of all the layer's cells; the energy of the tracked ones
+                step = dict(zip(FAILED_KEYS, (done.attempts, done.moves, done.failed_moves,
+                                              float(self._subset(done.failed_energy_fJ).sum()),
+                                              float(self._subset(done.off_level_energy_fJ).sum()))))
+                for acc_f in (self.epoch_failed, *(self.window_failed.setdefault(w, {}) for w in in_window)):
+                    layer_f = acc_f.setdefault(name, {})
+                    for key, value in step.items():  # a checkpoint from before a key lacks it
+                        layer_f[key] = layer_f.get(key, 0.0) + (value if fresh else 0)  # a step's writes count once
             else:
                 cur = self._levels(blk)
             counts = transition_counts(self.prev[name], cur, q)
@@ -196,23 +210,31 @@ class TransitionMonitor(L.Callback):
         """The headline pattern of a section: the mapping's rule applied to its cheapest pattern."""
         return self.mapping.select(section.get("best_pattern"))
 
-    def _failed_writes(self, section: dict[str, Any]) -> None:
-        """Add the failed attempts of hardware-aware training to an epoch section (see the module docstring)."""
-        total = 0.0
+    def _failed_writes(self, section: dict[str, Any], failed: Mapping[str, Mapping[str, float]]) -> None:
+        """Add the failed attempts and the off-level energy of hardware-aware training (`failed`:
+        layer -> FAILED_KEYS, accumulated over the section's steps) to an epoch or window section
+        (see the module docstring)."""
+        totals = {"failed_energy_fJ": 0.0, "off_level_energy_fJ": 0.0}
         for name, rep in section["layers"].items():
-            f = self.epoch_failed.get(name)
+            f = failed.get(name)
             if f is None:
                 continue
-            per_update = f["failed_energy_fJ"] / max(1, sum(map(sum, rep["transition_counts"])))
-            per_sample = per_update * rep["n_weights"] / max(1, self.batch_size)
-            rep["failed_writes"] = {
-                "write_attempts": int(f["write_attempts"]), "moves": int(f["moves"]), "failed_moves": int(f["failed_moves"]),
-                "failed_energy_fJ": f["failed_energy_fJ"], "per_weight_update_fJ": per_update,
-                "per_batch_fJ": per_update * rep["n_weights"], "per_sample_fJ": per_sample,
-            }
-            total += per_sample
+            updates = max(1, sum(map(sum, rep["transition_counts"])))
+            block = {"write_attempts": int(f["write_attempts"]), "moves": int(f["moves"]),
+                     "failed_moves": int(f["failed_moves"])}
+            for key in totals:
+                energy = f.get(key, 0.0)
+                per_update = energy / updates
+                per_sample = per_update * rep["n_weights"] / max(1, self.batch_size)
+                stem = key.removesuffix("_energy_fJ")
+                prefix = "" if stem == "failed" else f"{stem}_"
+                block.update({key: energy, f"{prefix}per_weight_update_fJ": per_update,
+                              f"{prefix}per_batch_fJ": per_update * rep["n_weights"], f"{prefix}per_sample_fJ": per_sample})
+                totals[key] += per_sample
+            rep["failed_writes"] = block
         section["nonideal"] = {"pattern": self.hardware.pattern if self.hardware else None,
-                               "failed_write_energy_per_sample_fJ": total}
+                               "failed_write_energy_per_sample_fJ": totals["failed_energy_fJ"],
+                               "off_level_write_energy_per_sample_fJ": totals["off_level_energy_fJ"]}
 
     def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Tell the mapping the least-write-energy pattern of this epoch so far, so the read energy
@@ -232,6 +254,7 @@ class TransitionMonitor(L.Callback):
             "history": history_to_state(self.history),
             "batch_size": self.batch_size,
             **({"epoch_failed": self.epoch_failed} if self.epoch_failed else {}),
+            **({"window_failed": self.window_failed} if self.window_failed else {}),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -241,6 +264,7 @@ class TransitionMonitor(L.Callback):
         self.history = history_from_state(state.get("history"))
         self.batch_size = int(state.get("batch_size") or 0)
         self.epoch_failed = {n: dict(f) for n, f in (state.get("epoch_failed") or {}).items()}
+        self.window_failed = {w: {n: dict(f) for n, f in c.items()} for w, c in (state.get("window_failed") or {}).items()}
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not self.layers or not self.epoch_counts:
@@ -248,7 +272,7 @@ class TransitionMonitor(L.Callback):
         section = self._section(self.epoch_counts)
         section["epoch"] = trainer.current_epoch
         if self.hardware is not None:
-            self._failed_writes(section)
+            self._failed_writes(section, self.epoch_failed)
         self.history.append(section)
         sel = self.selected_pattern(section)
         metrics: dict[str, float] = {}
@@ -272,6 +296,9 @@ class TransitionMonitor(L.Callback):
                         ["layer", "epoch", "changed_share", "non_adjacent_share", "write_energy_per_sample_fJ"], rows)
         if trainer.is_global_zero:
             windows = {w: self._section(c) for w, c in self.window_counts.items()}
+            if self.hardware is not None:  # the windows' failed writes, like the epochs'
+                for w, section in windows.items():
+                    self._failed_writes(section, self.window_failed.get(w, {}))
             update_energy_file(
                 trainer,
                 "write",

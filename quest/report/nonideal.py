@@ -28,6 +28,8 @@ def training_label(job: "Job") -> str:
     on = [f"{model}.{k}={v}" for model, node in (block.get("nonideal") or {}).items()
           for k, v in node.items() if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
           and k in ("sigma", "p_fail", "fraction")]
+    if block.get("redraw") == "step":
+        on.append("a new chip every step")
     return f"noise-aware ({', '.join(on) or 'ideal card'})"
 
 
