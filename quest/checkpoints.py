@@ -163,22 +163,31 @@ class RecordConfig(L.Callback):
         checkpoint[CONFIG_KEY] = self.identity
 
 
-def check_resume_checkpoint(path: str | Path, config: dict[str, Any]) -> None:
-    """ckpt_path must be a whole Lightning checkpoint of this network: one ValueError line otherwise."""
+def check_resume_checkpoint(path: str | Path, config: dict[str, Any], key: str = "ckpt_path") -> dict[str, Any]:
+    """`key` (ckpt_path: resume; init_from: start from its weights) must name a whole Lightning
+    checkpoint of this network: one ValueError line otherwise. Returns the checkpoint (memory-mapped)."""
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
     except Exception as e:  # noqa: BLE001 - truncated zip, not a torch file, pickle errors ...
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ValueError(f"ckpt_path={path}: not a readable checkpoint (truncated or not a torch file: {reason[:160]})") from None
+        raise ValueError(f"{key}={path}: not a readable checkpoint (truncated or not a torch file: {reason[:160]})") from None
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "loops" not in ckpt:
-        raise ValueError(f"ckpt_path={path}: not a Lightning training checkpoint (no state_dict/loops)")
+        raise ValueError(f"{key}={path}: not a Lightning training checkpoint (no state_dict/loops)")
     recorded = ckpt.get(CONFIG_KEY)
     if not recorded:
-        return  # written before checkpoints recorded their config: nothing to compare
+        return ckpt  # written before checkpoints recorded their config: nothing to compare
     mine = identity(config)
     diffs = [f"{k}={recorded.get(k)!r} in the checkpoint, {mine.get(k)!r} in this run"
              for k in sorted(set(recorded) | set(mine)) if recorded.get(k) != mine.get(k)]
     if diffs:
         more = f" (and {len(diffs) - 2} more)" if len(diffs) > 2 else ""
-        raise ValueError(f"ckpt_path={path}: trained as another network: {'; '.join(diffs[:2])}{more}; "
-                         "resume with the checkpoint's settings")
+        verb = "resume" if key == "ckpt_path" else "start"
+        raise ValueError(f"{key}={path}: trained as another network: {'; '.join(diffs[:2])}{more}; "
+                         f"{verb} with the checkpoint's settings")
+    return ckpt
+
+
+def load_weights(module: torch.nn.Module, ckpt: dict[str, Any]) -> None:
+    """Fine-tuning (`init_from`): the module takes the checkpoint's weights and scales (its whole
+    state_dict, strictly); optimizer, schedule, epoch count and monitors start fresh."""
+    module.load_state_dict(ckpt["state_dict"], strict=True)

@@ -105,9 +105,15 @@ def validate_config(cfg: DictConfig) -> None:
         raise ConfigError(f"trainer.max_epochs={epochs!r}: must be an integer >= 1")
     if cfg.get("test_ckpt") not in ("best", "last"):
         raise ConfigError(f"test_ckpt={cfg.get('test_ckpt')!r}: allowed best, last")
-    ckpt = cfg.get("ckpt_path")
-    if ckpt is not None and not Path(ckpt).is_file():
-        raise ConfigError(f"ckpt_path={ckpt}: no such checkpoint file")
+    for key in ("ckpt_path", "init_from"):
+        ckpt = cfg.get(key)
+        if ckpt is not None and not Path(ckpt).is_file():
+            raise ConfigError(f"{key}={ckpt}: no such checkpoint file")
+    if cfg.get("init_from") is not None:
+        if cfg.get("ckpt_path") is not None:
+            raise ConfigError(f"init_from={cfg.init_from}: not with ckpt_path (resume a run, or start a new one from weights)")
+        if cfg.module.get("start_spike_rate") is not None:
+            raise ConfigError(f"init_from={cfg.init_from}: not with module.start_spike_rate (it calibrates an untrained start)")
     bits = cfg.precision.get("bits")
     if bits not in (2, 3, 4, None):
         raise ConfigError(f"precision.bits={bits!r}: allowed 2, 3, 4 or null (fp32)")

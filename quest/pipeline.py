@@ -34,7 +34,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from quest.checkpoints import (
     LAST_NAME, AtomicCheckpointIO, CheckpointWriteError, LastCheckpoint, RecordConfig, RunInterrupted,
-    check_resume_checkpoint,
+    check_resume_checkpoint, load_weights,
 )
 from quest.config_checks import check_run_inputs, validate_config
 from quest.lit_module import NonFiniteLossError, QuestModule
@@ -86,10 +86,13 @@ def build(cfg: DictConfig, run_name: str, group: str | None) -> RunParts:
     config = OmegaConf.to_container(cfg, resolve=True)
     if cfg.get("ckpt_path"):
         check_resume_checkpoint(cfg.ckpt_path, config)
+    start = check_resume_checkpoint(cfg.init_from, config, key="init_from") if cfg.get("init_from") else None
     datamodule = instantiate(cfg.data)
     datamodule.load()  # a missing or corrupt data file stops here
     net = instantiate(cfg.model)
     module = instantiate(cfg.module, net=net)
+    if start is not None:
+        load_weights(module, start)
     callbacks = instantiate_callbacks(cfg)
     callbacks.append(RecordConfig(config))
     loggers = build_loggers(cfg, run_name, group)
