@@ -11,9 +11,9 @@ Per spiking layer l (the encoding layer and every device layer), over the measur
     alpha, alpha_over_theta = the layer's shared scale, and the largest membrane it can carry
                            (alpha) as a fraction of the threshold theta
 
-The measured batches run through the network once, every spiking layer by the reference definition
-of its neuron (`SpikingNeuron.step`, quest/snn/neurons.py) and its quantizer, which exposes the
-membrane, under no_grad: training is not touched. `LayerHealthMonitor` records these at initialisation (on the first training batch, with the
+The measured batches run through the network once, under no_grad (training is not touched): each
+spiking layer runs the fused backend's forward scan, which keeps H_t (the reference neuron's values
+bit for bit, quest/snn/neurons.py), and its carried membrane U'_t is recomputed from H_t and S_t. `LayerHealthMonitor` records these at initialisation (on the first training batch, with the
 weights the first update starts from) and at every validation epoch, logs them as `health/<layer>/<key>` and writes the
 history to `layer_health.json` in the run folder.
 """
@@ -30,6 +30,7 @@ from torch import nn
 
 from quest.results import write_json_atomic
 from quest.snn.layers import SpikingConv
+from quest.snn.scan import ScanSpec, membrane_reset, scan_forward
 
 HEALTH_FILE = "layer_health.json"
 SCHEMA = "quest.layer_health/1"
@@ -82,23 +83,26 @@ class _Tally:
 @torch.no_grad()
 def _measured_forward(layer: SpikingConv, tally: _Tally, x: torch.Tensor, time_steps: int,
                       static: bool = False) -> torch.Tensor:
-    """The layer's forward by its reference definition (`current`, `SpikingNeuron.step` over T, the
-    pool), tallying spikes and carried membrane as it goes: one pass gives the health and the next
-    layer's input (the fused path computes the same spikes, tests/test_fast_paths.py)."""
+    """The layer's forward, tallying as it goes: the fused backend's forward scan
+    (quest.snn.scan.scan_forward, the reference neuron bit for bit) keeps H_t and S_t, and the carried
+    membrane U'_t = reset(H_t, S_t) (t < T-1) is recomputed from them to count the clamped values.
+    One pass gives the health and the next layer's input."""
     current = layer.current(x, time_steps, static)
-    out_dtype, current = current.dtype, current.float()
-    q = layer.quantizer if layer.quantize_membrane else None
-    u = torch.zeros_like(current[0])
-    spikes = torch.empty_like(current)
+    n, q = layer.neuron, (layer.quantizer if layer.quantize_membrane else None)
+    alpha = q.scale() if q is not None else None
+    h = torch.empty(current.shape, dtype=torch.float32, device=current.device)
+    spikes = torch.empty_like(h)
+    scan_forward(current, h, spikes, alpha, ScanSpec(q.q_max if q is not None else 0, n.theta, n.leak,
+                                                     n.soft_reset, n.surrogate, n.detach_reset))
     clamped = carried = 0
-    for t in range(time_steps):
-        spikes[t], u_pre = layer.neuron.step(current[t], u, None)  # U' before quantization
-        if q is not None and t < time_steps - 1:
-            clamped += int((torch.tanh(u_pre).abs() >= q.scale()).sum())
+    if q is not None:
+        for t in range(time_steps - 1):
+            u_pre = membrane_reset(h[t], spikes[t], n.theta, n.leak, n.soft_reset)
+            clamped += int((torch.tanh(u_pre).abs() >= alpha).sum())
             carried += u_pre.numel()
-        u = q(u_pre) if q is not None else u_pre
-    tally.add(spikes.sum((0, 1), dtype=torch.float64), current.shape[1], time_steps, clamped, carried)
-    spikes = spikes.to(out_dtype)
+    # spike counts per neuron: integers <= T * B, exact in float32 (casting the spikes to float64 cost a pass)
+    tally.add(spikes.sum((0, 1)), current.shape[1], time_steps, clamped, carried)
+    spikes = spikes.to(current.dtype)
     if layer.pool is None:
         return spikes
     return layer.pool(spikes.flatten(0, 1)).unflatten(0, spikes.shape[:2])
