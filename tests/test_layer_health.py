@@ -91,17 +91,19 @@ def _health_beside_the_fast_forward(net: nn.Module, x: torch.Tensor) -> dict[str
     return seen
 
 
-@pytest.mark.parametrize("bits", [2, 4])
-def test_one_measuring_pass_equals_the_measurement_beside_the_fast_forward(bits):
-    """measure_health runs the batch once, every layer by the reference neuron; its numbers equal
-    those recomputed layer by layer beside the fused forward (the next layer's input included)."""
+@pytest.mark.parametrize("bits, autocast", [(2, False), (4, False), (2, True)])
+def test_one_measuring_pass_equals_the_measurement_beside_the_fast_forward(bits, autocast):
+    """measure_health runs the batch once, each layer by the fused forward scan keeping H; its numbers
+    equal those recomputed layer by layer by the reference neuron beside the fused forward (the next
+    layer's input included), also under bf16 autocast (bf16 convs, fp32 membrane)."""
     from quest.monitors.layer_health import layer_names
 
     net = _tiny_vgg(bits)
     x = torch.randn(8, 3, 32, 32, generator=torch.Generator().manual_seed(3))
     calibrate_start(net, x, 0.1)  # every layer fires, so what reaches the later layers matters
-    health = measure_health(net, [x])
-    slow = _health_beside_the_fast_forward(net, x)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        health = measure_health(net, [x])
+        slow = _health_beside_the_fast_forward(net, x)
     for path, name in layer_names(net).items():
         rate, silent, saturation = slow[path]
         h = health[name]
