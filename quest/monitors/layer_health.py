@@ -13,9 +13,10 @@ Per spiking layer l (the encoding layer and every device layer), over the measur
 
 The measured batches run through the network once, under no_grad (training is not touched): each
 spiking layer runs the fused backend's forward scan, which keeps H_t (the reference neuron's values
-bit for bit, quest/snn/neurons.py), and its carried membrane U'_t is recomputed from H_t and S_t. `LayerHealthMonitor` records these at initialisation (on the first training batch, with the
-weights the first update starts from) and at every validation epoch, logs them as `health/<layer>/<key>` and writes the
-history to `layer_health.json` in the run folder.
+bit for bit, quest/snn/neurons.py), and its carried membrane U'_t is recomputed from H_t and S_t.
+`LayerHealthMonitor` records these at initialisation (on the first training batch, with the weights
+the first update starts from) and at every validation epoch, logs them as `health/<layer>/<key>`
+and writes the history to `layer_health.json` in the run folder.
 """
 from __future__ import annotations
 
