@@ -36,7 +36,7 @@ def test_transition_counts_by_hand():
 
 @pytest.mark.parametrize("q_max", [1, 3, 7])
 def test_transition_counts_equal_the_int64_definition(q_max):
-    """The int16 pair index gives the counts of the plain int64 form, every (i, j) pair included
+    """The uint8 pair index gives the counts of the plain int64 form, every (i, j) pair included
     (the extremes -Q -> Q and Q -> -Q reach the largest index, k^2 - 1)."""
     g = torch.Generator().manual_seed(q_max)
     prev = torch.randint(-q_max, q_max + 1, (3, 5, 3, 3), generator=g, dtype=torch.int8)
@@ -207,3 +207,28 @@ def test_best_pattern_on_7_states_at_3_bit_evaluates_all_5040():
 def test_bad_pattern_number_names_the_key():
     with pytest.raises(ValueError, match=r"pattern\.selection=7: sk_mtj_3state at 2-bit has patterns 1\.\.6"):
         TransitionMonitor(mapping(sk3_config(), 2, IF_HARD, 7))
+
+
+@pytest.mark.parametrize("precision", ["2", "3"])
+def test_counts_from_the_forward_levels_equal_counting_after_every_step(tmp_path, precision):
+    """The monitor counts a step's transition from the levels the next forward computes (or at the
+    end of an epoch, at a mid-epoch validation, before a checkpoint): its epoch and window counts equal
+    the definition's, levels computed right after every optimizer step (a test callback)."""
+    import json
+
+    from conftest import TINY, run_train
+
+    ref = tmp_path / "reference.json"
+    proc = run_train([
+        *TINY, f"precision={precision}", "trainer.max_epochs=2", "data.batch_size=16", "+trainer.val_check_interval=3",
+        "callbacks.last_checkpoint.every_n_steps=2",
+        "+callbacks.reference._target_=helpers.callbacks.CountTransitionsAfterEveryStep", f"+callbacks.reference.out={ref}",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    ])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    want = json.loads(ref.read_text())
+    write = json.loads((tmp_path / "run" / "energy.json").read_text())["write"]
+    got = [{n: rep["transition_counts"] for n, rep in ep["layers"].items()} for ep in write["epochs"]]
+    assert got == want["epochs"]
+    assert {n: rep["transition_counts"] for n, rep in write["windows"]["early"]["layers"].items()} == want["early"]
+    assert any(c[i][j] for ep in got for c in ep.values() for i in range(len(c)) for j in range(len(c)) if i != j)

@@ -147,3 +147,14 @@ def test_levels_reuse_their_work_buffers_without_stale_values():
         w = torch.randn(shape) * 0.3
         assert torch.equal(q.levels(w), _plain_levels(w, alpha, q.q_max).to(torch.int8))
     assert q._level_work[0].shape == (5, 7)
+
+
+@pytest.mark.parametrize("bits", [2, 3, 4])
+def test_quantize_hands_out_the_levels_it_computes(bits):
+    """MintQuantizer(x, levels_out=...) returns q(x) unchanged and writes x's levels (those of
+    `mint_levels`) into levels_out: what the transition monitor reads instead of recomputing them."""
+    x = torch.randn(64, 32, 3, 3, generator=torch.Generator().manual_seed(bits)) * 0.1
+    quant = MintQuantizer(bits, x)
+    kept = torch.empty(x.shape, dtype=torch.int8)
+    assert torch.equal(quant(x, levels_out=kept), quant(x))
+    assert torch.equal(kept, mint_levels(x, quant.scale(), quant.q_max))

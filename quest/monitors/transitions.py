@@ -29,6 +29,13 @@ per window, under the training pattern:
 
 so the pattern's write energy plus both is the energy of every attempt.
 
+Without hardware-aware training the levels after a step are those that the next step's forward
+computes anyway (the layers keep them, `SpikingConv.keep_levels`): at the end of batch k the monitor
+counts step k-1's transition from the levels batch k's forward kept (the weights before step k), and
+leaves step k's pending until the next batch, or computes its levels at the end of the epoch, at a
+validation, before a checkpoint and at the end of training (no step has happened since). The counts
+equal counting right after every step (tested).
+
 Under data-parallel training every process holds the same weights after each step, so counts
 are taken from the local replica (rank 0 writes them); summing across processes would count
 each transition once per process.
@@ -62,10 +69,12 @@ def quest_subset(levels: torch.Tensor) -> torch.Tensor:
 def transition_counts(prev: torch.Tensor, cur: torch.Tensor, q_max: int) -> torch.Tensor:
     """C[i, j] = #weights at level i before and level j after (levels -Q..Q -> index 0..2Q).
 
-    The pair index (i + Q) k + (j + Q) < k^2 <= 225 is formed in int16 (the int64 form took ~10x longer
-    on CPU for the same counts)."""
+    The pair index (i + Q) k + (j + Q) < k^2 <= 225 is formed in uint8, on the levels' two's-complement
+    bytes: unsigned arithmetic wraps modulo 256, so i + Q and the index come out exact (the int16 form took
+    ~3x longer on CPU for the same counts, the int64 form ~10x)."""
     k = levels_up_to(q_max)
-    idx = prev.to(torch.int16).mul_(k).add_(cur.to(torch.int16)).add_(q_max * k + q_max)
+    prev_u8, cur_u8 = (t.to(torch.int8).view(torch.uint8) for t in (prev, cur))
+    idx = prev_u8.add(q_max).mul_(k).add_(cur_u8).add_(q_max)
     return torch.bincount(idx.flatten(), minlength=k * k).view(k, k)
 
 
@@ -98,6 +107,7 @@ class TransitionMonitor(L.Callback):
         self.epoch_failed: dict[str, dict[str, float]] = {}
         self.window_failed: dict[str, dict[str, dict[str, float]]] = {}  # window -> layer -> FAILED_KEYS
         self._failed_step: int | None = None  # the optimizer step whose failed writes were counted
+        self._pending: dict[str, list[str]] = {}  # layer -> the windows of its step not yet counted
 
     # -- counting ------------------------------------------------------------------------------
     def _subset(self, levels: torch.Tensor) -> torch.Tensor:
@@ -117,6 +127,14 @@ class TransitionMonitor(L.Callback):
             return self._subset(chip.levels(name)) if chip is not None else self._levels(blk)
 
         self.prev = {n: restored[n].to(blk.conv.weight.device) if n in restored else held(n, blk) for n, blk in self.layers}
+        self._pending = {}
+        for _, blk in self.layers:  # the forward keeps the levels it computes (module docstring)
+            blk.keep_levels, blk.kept_levels = self.hardware is None, None
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._count_pending()
+        for _, blk in self.layers:
+            blk.keep_levels, blk.kept_levels = False, None
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.epoch_counts = {}
@@ -126,12 +144,22 @@ class TransitionMonitor(L.Callback):
         if not self.layers:
             return
         self.batch_size = len(batch[1])
-        q = self.layers[0][1].quantizer.q_max
         in_window = [
             w for w, (lo, hi) in self.windows.items()
             if trainer.current_epoch == self.window_epoch and lo <= batch_idx < hi
         ]
-        writes = self.hardware.after_step(trainer.global_step) if self.hardware is not None else {}
+        if self.hardware is None:
+            for name, blk in self.layers:
+                kept, blk.kept_levels = blk.kept_levels, None  # this batch's forward: the levels before this step
+                if kept is None:  # the forward did not keep them (no forward through weight()): count now
+                    self._count_pending(name)
+                    self._count(name, self._levels(blk), in_window)
+                    continue
+                if name in self._pending:  # the last step's transition, from the levels after it
+                    self._count(name, self._subset(kept), self._pending.pop(name))
+                self._pending[name] = in_window
+            return
+        writes = self.hardware.after_step(trainer.global_step)
         fresh = self._failed_step != trainer.global_step  # a step's writes are charged once (gradient accumulation)
         self._failed_step = trainer.global_step
         for name, blk in self.layers:
@@ -148,13 +176,24 @@ class TransitionMonitor(L.Callback):
                         layer_f[key] = layer_f.get(key, 0.0) + (value if fresh else 0)  # a step's writes count once
             else:
                 cur = self._levels(blk)
-            counts = transition_counts(self.prev[name], cur, q)
-            self.prev[name] = cur
-            acc = self.epoch_counts.get(name)
-            self.epoch_counts[name] = counts if acc is None else acc + counts
-            for w in in_window:
-                wc = self.window_counts.setdefault(w, {})
-                wc[name] = counts if name not in wc else wc[name] + counts
+            self._count(name, cur, in_window)
+
+    def _count_pending(self, only: str | None = None) -> None:
+        """Count the steps left pending (all layers, or `only`) from levels computed now: no step has
+        happened since (end of an epoch or of training, a validation, a checkpoint)."""
+        for name, blk in self.layers:
+            if name in self._pending and only in (None, name):
+                self._count(name, self._levels(blk), self._pending.pop(name))
+
+    def _count(self, name: str, cur: torch.Tensor, in_window: list[str]) -> None:
+        """Add layer `name`'s transitions prev -> cur to the epoch's and the windows' counts."""
+        counts = transition_counts(self.prev[name], cur, self.layers[0][1].quantizer.q_max)
+        self.prev[name] = cur
+        acc = self.epoch_counts.get(name)
+        self.epoch_counts[name] = counts if acc is None else acc + counts
+        for w in in_window:
+            wc = self.window_counts.setdefault(w, {})
+            wc[name] = counts if name not in wc else wc[name] + counts
 
     # -- reporting -----------------------------------------------------------------------------
     def _layer_stats(self, counts: torch.Tensor, n_weights: int, tracked: int) -> dict[str, Any]:
@@ -241,12 +280,14 @@ class TransitionMonitor(L.Callback):
         measured in this validation is reported for the same pattern."""
         if trainer.sanity_checking:
             return
+        self._count_pending()
         self.mapping.write_best = None
         if self.layers and self.epoch_counts and self.mapping.synapse:
             self.mapping.write_best = self._section(self.epoch_counts).get("best_pattern")
 
     # -- checkpoint: a resumed run continues the same history --------------------------------------
     def state_dict(self) -> dict[str, Any]:
+        self._count_pending()  # a checkpoint holds every step's transition
         return {
             "prev": {n: t.cpu() for n, t in self.prev.items()},
             "epoch_counts": {n: t.cpu() for n, t in self.epoch_counts.items()},
@@ -267,6 +308,7 @@ class TransitionMonitor(L.Callback):
         self.window_failed = {w: {n: dict(f) for n, f in c.items()} for w, c in (state.get("window_failed") or {}).items()}
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._count_pending()
         if not self.layers or not self.epoch_counts:
             return
         section = self._section(self.epoch_counts)

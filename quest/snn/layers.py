@@ -68,6 +68,10 @@ class SpikingConv(nn.Module):
         # None: yes, as for every SpikingConv that QUEST builds (inputs are spikes of the layer before
         # or of a spike encoder; only the static direct-encoding input is real-valued).
         self.spike_input = spike_input
+        # Set by the transition monitor: every weight() then also keeps the weight levels it computed
+        # (`kept_levels`, int8), so the monitor reads them instead of computing them again.
+        self.keep_levels = False
+        self.kept_levels: torch.Tensor | None = None
 
     @property
     def quantized(self) -> bool:
@@ -77,7 +81,11 @@ class SpikingConv(nn.Module):
         """The weights the layer computes with: q(w) when quantized, else w."""
         if self.quantizer is None:
             return self.conv.weight
-        return self.quantizer(self.conv.weight)
+        if not self.keep_levels:
+            return self.quantizer(self.conv.weight)
+        w = self.conv.weight
+        self.kept_levels = torch.empty(w.shape, dtype=torch.int8, device=w.device)
+        return self.quantizer(w, levels_out=self.kept_levels)
 
     def weight_levels(self) -> torch.Tensor:
         """Integer weight levels in [-Q, Q] (int8): the device state matrix of this layer."""

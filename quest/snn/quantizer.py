@@ -78,13 +78,17 @@ def mint_levels_into(
 
 
 def mint_quantize_out(
-    x: torch.Tensor, alpha: torch.Tensor, q_max: int, out: torch.Tensor, scratch: torch.Tensor | None = None
+    x: torch.Tensor, alpha: torch.Tensor, q_max: int, out: torch.Tensor, scratch: torch.Tensor | None = None,
+    levels_out: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """out <- q(x), bit-identical to `mint_quantize`: q(x) = round(...) * (alpha/Q) depends on x only through
     its level (`mint_levels_into`; alpha/Q as alpha when Q = 1). `out` may be x itself; `scratch`, like x,
-    is a work buffer. No autograd: for the fused kernels."""
+    is a work buffer; `levels_out` (int8, like x), when given, receives the levels too. No autograd: for
+    the fused kernels."""
     levels = torch.empty_like(x) if out.data_ptr() == x.data_ptr() else out
     mint_levels_into(x, alpha, q_max, levels, scratch)
+    if levels_out is not None:
+        levels_out.copy_(levels)
     if levels is not out:
         out.copy_(levels)
     return out.mul_(alpha / q_max if q_max != 1 else alpha)
@@ -118,24 +122,29 @@ class _MintQuantize(torch.autograd.Function):
     alpha (tanh is recomputed in backward) instead of the plain graph's three weight-sized tensors."""
 
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, alpha: torch.Tensor, q_max: int) -> torch.Tensor:
+    def forward(
+        ctx: Any, x: torch.Tensor, alpha: torch.Tensor, q_max: int, levels_out: torch.Tensor | None = None
+    ) -> torch.Tensor:
         ctx.save_for_backward(x, alpha)
         ctx.q_max = q_max
-        return mint_quantize_out(x, alpha, q_max, out=torch.empty_like(x))
+        return mint_quantize_out(x, alpha, q_max, out=torch.empty_like(x), levels_out=levels_out)
 
     @staticmethod
     @once_differentiable
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None, None]:
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None, None, None]:
         x, alpha = ctx.saved_tensors
         dq_dx, dq_dalpha = mint_derivatives_(torch.tanh(x), alpha, ctx.q_max)
         grad_x = dq_dx.mul_(grad) if ctx.needs_input_grad[0] else None
         grad_alpha = dq_dalpha.mul_(grad).sum().reshape(alpha.shape) if ctx.needs_input_grad[1] else None
-        return grad_x, grad_alpha, None
+        return grad_x, grad_alpha, None, None
 
 
-def mint_quantize_fused(x: torch.Tensor, alpha: torch.Tensor, q_max: int) -> torch.Tensor:
-    """`mint_quantize` (the definition) as one autograd node that saves only x and alpha."""
-    return _MintQuantize.apply(x, alpha, q_max)
+def mint_quantize_fused(
+    x: torch.Tensor, alpha: torch.Tensor, q_max: int, levels_out: torch.Tensor | None = None
+) -> torch.Tensor:
+    """`mint_quantize` (the definition) as one autograd node that saves only x and alpha; `levels_out`
+    (int8, like x), when given, receives x's levels (`mint_levels`) as a by-product."""
+    return _MintQuantize.apply(x, alpha, q_max, levels_out)
 
 
 def mint_levels(
@@ -179,8 +188,9 @@ class MintQuantizer(nn.Module):
         """2Q + 1 levels: 3 at 2-bit, 7 at 3-bit, 15 at 4-bit."""
         return _levels.num_levels(self.bits)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return mint_quantize_fused(x, self.scale(), self.q_max)
+    def forward(self, x: torch.Tensor, levels_out: torch.Tensor | None = None) -> torch.Tensor:
+        """q(x); `levels_out` (int8, like x), when given, receives x's levels too."""
+        return mint_quantize_fused(x, self.scale(), self.q_max, levels_out)
 
     def levels(self, x: torch.Tensor) -> torch.Tensor:
         """mint_levels of x (int8), computed in buffers kept for the next call with x's shape."""

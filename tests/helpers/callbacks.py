@@ -56,3 +56,46 @@ class HoldUntilFile(L.Callback):
         deadline = time.monotonic() + self.timeout_s
         while not Path(self.release).exists() and time.monotonic() < deadline:
             time.sleep(0.1)
+
+
+class CountTransitionsAfterEveryStep(L.Callback):
+    """The transition counts by their definition: every quantized layer's levels computed right after
+    every optimizer step and compared with the step before; per epoch and for the first epoch's
+    batches [0, window) written to `out` (JSON) at the end of training."""
+
+    def __init__(self, out: str, window: int = 10) -> None:
+        self.out, self.window = out, window
+        self.prev: dict[str, torch.Tensor] = {}
+        self.epochs: list[dict[str, list]] = []
+        self.early: dict[str, torch.Tensor] = {}
+
+    def _levels(self, pl_module: L.LightningModule) -> dict[str, torch.Tensor]:
+        from quest.snn.quantizer import mint_levels
+
+        return {n: mint_levels(b.conv.weight, b.quantizer.scale(), b.quantizer.q_max)
+                for n, b in pl_module.net.device_layers() if b.quantized}
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.prev = self._levels(pl_module)
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.epochs.append({})
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int) -> None:
+        from quest.monitors.transitions import transition_counts
+
+        cur = self._levels(pl_module)
+        for n, c in cur.items():
+            counts = transition_counts(self.prev[n], c, pl_module.net.device_layers()[0][1].quantizer.q_max)
+            ep = self.epochs[-1]
+            ep[n] = counts if n not in ep else ep[n] + counts
+            if trainer.current_epoch == 0 and batch_idx < self.window:
+                self.early[n] = counts if n not in self.early else self.early[n] + counts
+        self.prev = cur
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        import json
+
+        with open(self.out, "w") as f:
+            json.dump({"epochs": [{n: c.tolist() for n, c in ep.items()} for ep in self.epochs],
+                       "early": {n: c.tolist() for n, c in self.early.items()}}, f)
