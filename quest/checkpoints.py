@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import os
 import signal
+import time
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -161,6 +162,30 @@ class RecordConfig(L.Callback):
 
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
         checkpoint[CONFIG_KEY] = self.identity
+
+
+class TrainingClock(L.Callback):
+    """The run's wall time across resumes: every checkpoint stores the seconds the run has taken up
+    to it, and a resumed run's clock starts from there, so results.json's wall_time_s is that of the
+    whole run (the work lost after the last checkpoint is counted once, when it is redone)."""
+
+    def __init__(self) -> None:
+        self.before_resume_s = 0.0
+        self._start = time.monotonic()
+        self._fitted = False
+
+    def elapsed_s(self) -> float:
+        return self.before_resume_s + time.monotonic() - self._start
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"elapsed_s": self.elapsed_s()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if not self._fitted:  # a resume; not the test's reload of this run's own checkpoint
+            self.before_resume_s = float(state.get("elapsed_s", 0.0))
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._fitted = True
 
 
 def check_resume_checkpoint(path: str | Path, config: dict[str, Any], key: str = "ckpt_path") -> dict[str, Any]:

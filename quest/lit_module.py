@@ -62,6 +62,7 @@ class QuestModule(L.LightningModule):
         self.val_loss = MeanMetric()
         self.test_loss = MeanMetric()
         self.val_acc_best = MaxMetric()
+        self._restored_best: float | None = None  # the best val acc before a resume (on_load_checkpoint)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -79,7 +80,9 @@ class QuestModule(L.LightningModule):
         return loss, logits.sum(0).argmax(-1), y
 
     def on_train_start(self) -> None:
-        self.val_acc_best.reset()
+        self.val_acc_best.reset()  # the sanity check's validation does not count
+        if self._restored_best is not None:  # a resumed run: its best so far
+            self.val_acc_best(torch.tensor(self._restored_best))
 
     def on_train_epoch_start(self) -> None:
         # the same on every process; sync_dist keeps Lightning from warning under DDP
@@ -130,9 +133,15 @@ class QuestModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["quest_rng_state"] = rng_state.capture()
+        # torchmetrics states are not in the state_dict: without this a resumed run's best val acc
+        # would be that of its epochs after the resume only
+        if self.val_acc_best.update_count:
+            checkpoint["val_acc_best"] = float(self.val_acc_best.compute())
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Resuming training: continue with the generators' state at the checkpoint (quest.rng_state)."""
+        """Resuming training: continue with the generators' state at the checkpoint (quest.rng_state)
+        and the best val acc so far."""
+        self._restored_best = checkpoint.get("val_acc_best")
         if "quest_rng_state" in checkpoint and self._trainer is not None and self.trainer.state.fn == "fit":
             rng_state.restore(checkpoint["quest_rng_state"])
 

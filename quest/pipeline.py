@@ -33,7 +33,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 from quest.checkpoints import (
-    LAST_NAME, AtomicCheckpointIO, CheckpointWriteError, LastCheckpoint, RecordConfig, RunInterrupted,
+    LAST_NAME, AtomicCheckpointIO, CheckpointWriteError, LastCheckpoint, RecordConfig, RunInterrupted, TrainingClock,
     check_resume_checkpoint, load_weights,
 )
 from quest.config_checks import check_run_inputs, validate_config
@@ -94,7 +94,7 @@ def build(cfg: DictConfig, run_name: str, group: str | None) -> RunParts:
     if start is not None:
         load_weights(module, start)
     callbacks = instantiate_callbacks(cfg)
-    callbacks.append(RecordConfig(config))
+    callbacks += [RecordConfig(config), TrainingClock()]
     loggers = build_loggers(cfg, run_name, group)
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()])
     return RunParts(datamodule, module, trainer, callbacks)
@@ -235,6 +235,7 @@ def _train(cfg: DictConfig, out: Path, multirun: bool, run_name: str, group: str
     if not trainer.is_global_zero:
         return None
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if torch.is_tensor(v) and v.numel() == 1}
+    clock = next((c for c in parts.callbacks if isinstance(c, TrainingClock)), None)
     record.update(
         status="completed",
         test_acc=metrics.get("test/acc"),
@@ -242,7 +243,8 @@ def _train(cfg: DictConfig, out: Path, multirun: bool, run_name: str, group: str
         best_val_acc=float(best_val if best_val is not None else parts.module.val_acc_best.compute()),
         epochs=trainer.current_epoch,
         global_steps=trainer.global_step,
-        wall_time_s=round(time.time() - start, 2),
+        wall_time_s=round(clock.elapsed_s() if clock else time.time() - start, 2),  # the whole run's, across resumes
+        **({"wall_time_before_resume_s": round(clock.before_resume_s, 2)} if clock and clock.before_resume_s else {}),
         test_checkpoint=(best_checkpoint(trainer) if cfg.test_ckpt == "best" else None) or "last",
         energy_file=ENERGY_FILE if (out / ENERGY_FILE).exists() else None,
         energy=headline(read_json(out / ENERGY_FILE)),

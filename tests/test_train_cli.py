@@ -83,12 +83,25 @@ def test_bf16_mixed_precision_run(tmp_path):
 def test_resume_from_last_checkpoint(tmp_path):
     first = run_train([*TINY, f"hydra.run.dir={tmp_path / 'first'}"])
     assert first.returncode == 0, first.stderr[-2000:]
-    steps = read_results(tmp_path / "first")["global_steps"]
+    first_res = read_results(tmp_path / "first")
+    steps = first_res["global_steps"]
     ckpt = tmp_path / "first" / "checkpoints" / "last.ckpt"
+    # the checkpoint carries the best val acc so far and the run's wall time; a best above anything
+    # the tiny run reaches must still be the resumed run's best (it was its second epoch's alone)
+    import torch
+
+    state = torch.load(ckpt, map_location="cpu", weights_only=False)
+    assert state["val_acc_best"] == pytest.approx(first_res["best_val_acc"])
+    before_s = state["callbacks"]["TrainingClock"]["elapsed_s"]
+    assert 0 < before_s <= first_res["wall_time_s"]
+    state["val_acc_best"] = 0.99
+    torch.save(state, ckpt)
     second = run_train([*TINY, "trainer.max_epochs=2", f"ckpt_path={ckpt}", f"hydra.run.dir={tmp_path / 'second'}"])
     assert second.returncode == 0, second.stderr[-2000:]
     res = read_results(tmp_path / "second")
     assert res["epochs"] == 2 and res["global_steps"] == 2 * steps
+    assert res["best_val_acc"] == pytest.approx(0.99)
+    assert res["wall_time_before_resume_s"] == pytest.approx(before_s, abs=0.01) and res["wall_time_s"] > before_s
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
