@@ -209,8 +209,7 @@ def test_bad_pattern_number_names_the_key():
         TransitionMonitor(mapping(sk3_config(), 2, IF_HARD, 7))
 
 
-@pytest.mark.parametrize("precision", ["2", "3"])
-def test_counts_from_the_forward_levels_equal_counting_after_every_step(tmp_path, precision):
+def test_counts_from_the_forward_levels_equal_counting_after_every_step(tmp_path):
     """The monitor counts a step's transition from the levels the next forward computes (or at the
     end of an epoch, at a mid-epoch validation, before a checkpoint): its epoch and window counts equal
     the definition's, levels computed right after every optimizer step (a test callback)."""
@@ -220,7 +219,7 @@ def test_counts_from_the_forward_levels_equal_counting_after_every_step(tmp_path
 
     ref = tmp_path / "reference.json"
     proc = run_train([
-        *TINY, f"precision={precision}", "trainer.max_epochs=2", "data.batch_size=16", "+trainer.val_check_interval=3",
+        *TINY, "precision=2", "trainer.max_epochs=2", "data.batch_size=16", "+trainer.val_check_interval=3",
         "callbacks.last_checkpoint.every_n_steps=2",
         "+callbacks.reference._target_=helpers.callbacks.CountTransitionsAfterEveryStep", f"+callbacks.reference.out={ref}",
         f"hydra.run.dir={tmp_path / 'run'}",
