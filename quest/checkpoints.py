@@ -188,7 +188,7 @@ class TrainingClock(L.Callback):
         self._fitted = True
 
 
-def check_resume_checkpoint(path: str | Path, config: dict[str, Any], key: str = "ckpt_path") -> dict[str, Any]:
+def check_checkpoint(path: str | Path, config: dict[str, Any], key: str = "ckpt_path") -> dict[str, Any]:
     """`key` (ckpt_path: resume; init_from: start from its weights) must name a whole Lightning
     checkpoint of this network: one ValueError line otherwise. Returns the checkpoint (memory-mapped)."""
     try:

@@ -34,7 +34,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from quest.checkpoints import (
     LAST_NAME, AtomicCheckpointIO, CheckpointWriteError, LastCheckpoint, RecordConfig, RunInterrupted, TrainingClock,
-    check_resume_checkpoint, load_weights,
+    check_checkpoint, load_weights,
 )
 from quest.config_checks import check_run_inputs, validate_config
 from quest.lit_module import NonFiniteLossError, QuestModule
@@ -85,8 +85,8 @@ def build(cfg: DictConfig, run_name: str, group: str | None) -> RunParts:
     check_run_inputs(cfg)
     config = OmegaConf.to_container(cfg, resolve=True)
     if cfg.get("ckpt_path"):
-        check_resume_checkpoint(cfg.ckpt_path, config)
-    start = check_resume_checkpoint(cfg.init_from, config, key="init_from") if cfg.get("init_from") else None
+        check_checkpoint(cfg.ckpt_path, config)
+    start = check_checkpoint(cfg.init_from, config, key="init_from") if cfg.get("init_from") else None
     datamodule = instantiate(cfg.data)
     datamodule.load()  # a missing or corrupt data file stops here
     net = instantiate(cfg.model)

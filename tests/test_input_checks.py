@@ -9,7 +9,7 @@ import torch
 from hydra.utils import instantiate
 
 from conftest import TINY, read_results, run_train
-from quest.checkpoints import CONFIG_KEY, check_resume_checkpoint, identity
+from quest.checkpoints import CONFIG_KEY, check_checkpoint, identity
 from quest.config_checks import ConfigError, check_run_inputs
 from quest.data.sources import DataSourceError
 from omegaconf import OmegaConf, open_dict
@@ -104,14 +104,14 @@ def test_checkpoint_of_another_precision_or_width_is_refused(compose_cfg, tmp_pa
     ckpt = _fake_checkpoint(tmp_path / "two.ckpt", resolved(compose_cfg, TINY, tmp_path))
     three_bit = resolved(compose_cfg, [*TINY, "precision='3'"], tmp_path)
     with pytest.raises(ValueError, match=r"trained as another network: .*precision.bits=2 in the checkpoint, 3 in this run"):
-        check_resume_checkpoint(ckpt, three_bit)
+        check_checkpoint(ckpt, three_bit)
     wider = resolved(compose_cfg, [*TINY, "model.width_mult=0.25"], tmp_path)
     with pytest.raises(ValueError, match=r"model.width_mult=0.125 in the checkpoint, 0.25 in this run"):
-        check_resume_checkpoint(ckpt, wider)
+        check_checkpoint(ckpt, wider)
     other_card = resolved(compose_cfg, [*TINY, "device=sk_mtj_7state"], tmp_path)
     with pytest.raises(ValueError, match=r"device.name='sk_mtj_3state' in the checkpoint, 'sk_mtj_7state' in this run"):
-        check_resume_checkpoint(ckpt, other_card)
-    check_resume_checkpoint(ckpt, resolved(compose_cfg, [*TINY, "trainer.max_epochs=9"], tmp_path))  # more epochs: fine
+        check_checkpoint(ckpt, other_card)
+    check_checkpoint(ckpt, resolved(compose_cfg, [*TINY, "trainer.max_epochs=9"], tmp_path))  # more epochs: fine
 
 
 def test_truncated_checkpoint_is_one_line(tmp_path):
