@@ -336,11 +336,14 @@ def kept_levels_copy_ms(net: nn.Module, repeats: int = 5) -> float:
     layers = [blk for _, blk in net.device_layers() if blk.quantized]
     floats = [mint_levels_into(b.conv.weight.detach(), b.quantizer.scale().detach(), b.quantizer.q_max,
                                torch.empty_like(b.conv.weight)) for b in layers]
+    device = floats[0].device if floats else torch.device("cpu")
     times = []
     for _ in range(repeats):
+        _sync(device)
         t0 = time.perf_counter()
         for f in floats:
             torch.empty(f.shape, dtype=torch.int8, device=f.device).copy_(f)
+        _sync(device)
         times.append(time.perf_counter() - t0)
     return statistics.median(times) * 1e3
 
