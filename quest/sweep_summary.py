@@ -1,12 +1,16 @@
 """A Hydra callback that closes a multirun with a summary of its jobs.
 
 Writes <sweep dir>/sweep_summary.json and logs one line per job that did not complete, with
-its reason, so that one failed job is visible without stopping the others. When any job did not
-complete, the sweep exits 1 after its summary and report (what schedulers and CI expect).
+its reason, so that one failed job is visible without stopping the others. When any job of this
+multirun did not complete, the sweep exits 1 after its summary and report (what schedulers and CI
+expect); a job of an earlier run into the same folder (its results.json older than this multirun)
+is listed but does not decide the exit code, so that a sweep run in steps into one folder
+(reproduction/run.sh) can go on to the step that resumes it.
 """
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +35,7 @@ def collect_jobs(sweep_dir: Path) -> list[dict[str, Any]]:
             "reused_from": res.get("reused_from"),
             "signal": res.get("signal"),
             "overrides": res.get("overrides", []),
+            "updated": path.stat().st_mtime,  # when its record was last written
         })
     return rows
 
@@ -40,6 +45,10 @@ class SweepSummary(Callback):
 
     def __init__(self, report: bool = True) -> None:
         self.report = report
+        self.started: float | None = None
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self.started = time.time()
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
@@ -47,7 +56,8 @@ class SweepSummary(Callback):
         counts: dict[str, int] = {}
         for job in jobs:
             counts[job["status"]] = counts.get(job["status"], 0) + 1
-        write_json_atomic(sweep_dir / "sweep_summary.json", {"counts": counts, "jobs": jobs})
+        rows = [{k: v for k, v in job.items() if k != "updated"} for job in jobs]
+        write_json_atomic(sweep_dir / "sweep_summary.json", {"counts": counts, "jobs": rows})
         log.info("sweep %s: %s", sweep_dir, ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
         for job in jobs:
             if job["status"] != "completed":
@@ -60,7 +70,7 @@ class SweepSummary(Callback):
                 log.info("report: %s", sweep_dir / "report.md")
             except Exception as e:  # noqa: BLE001 - a report problem must not hide the sweep's results
                 log.warning("could not write the report: %s", e)
-        exit_if_incomplete(jobs, sweep_dir)
+        exit_if_incomplete(jobs, sweep_dir, self.started)
 
 
 def job_reason(job: dict[str, Any]) -> str:
@@ -73,10 +83,12 @@ def job_reason(job: dict[str, Any]) -> str:
     return "no reason recorded"
 
 
-def exit_if_incomplete(jobs: list[dict[str, Any]], sweep_dir: Path) -> None:
-    """Exit 1 with one line when any job of the sweep did not complete."""
-    incomplete = [job for job in jobs if job["status"] != "completed"]
+def exit_if_incomplete(jobs: list[dict[str, Any]], sweep_dir: Path, since: float | None = None) -> None:
+    """Exit 1 with one line when any job of this multirun (record written at or after `since`; every
+    job when None) did not complete."""
+    mine = [job for job in jobs if since is None or job.get("updated", since) >= since - 1.0]
+    incomplete = [job for job in mine if job["status"] != "completed"]
     if incomplete:
-        log.error("sweep %s: %d of %d jobs did not complete (see sweep_summary.json); exit code 1",
-                  sweep_dir, len(incomplete), len(jobs))
+        log.error("sweep %s: %d of %d jobs of this run did not complete (see sweep_summary.json); exit code 1",
+                  sweep_dir, len(incomplete), len(mine))
         raise SystemExit(1)

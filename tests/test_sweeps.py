@@ -42,7 +42,7 @@ def test_failed_job_does_not_stop_the_sweep_and_reruns_skip_finished_jobs(tmp_pa
     args = [*TINY, "neuron.theta=0.5,-1.0", f"hydra.sweep.dir={tmp_path}"]
     proc = run_train(["-m", *args])
     assert proc.returncode == 1, proc.stderr[-3000:]  # a sweep with a failed job exits non-zero
-    assert "1 of 2 jobs did not complete" in proc.stdout + proc.stderr
+    assert "1 of 2 jobs of this run did not complete" in proc.stdout + proc.stderr
     jobs = {read_results(j)["config"]["neuron"]["theta"]: read_results(j) for j in job_dirs(tmp_path)}
     assert jobs[0.5]["status"] == "completed"
     assert jobs[-1.0]["status"] == "failed" and "neuron.theta=-1.0: must be > 0" in jobs[-1.0]["error"]
