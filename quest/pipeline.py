@@ -14,7 +14,6 @@ import os
 import signal
 import socket
 import sys
-import time
 import traceback
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -203,7 +202,6 @@ def _train(cfg: DictConfig, out: Path, multirun: bool, run_name: str, group: str
     last = next((c for c in parts.callbacks if isinstance(c, LastCheckpoint)), None)
     if last is not None:
         last.install_signal_handlers()
-    start = time.time()
     try:
         trainer.fit(parts.module, parts.datamodule, ckpt_path=cfg.get("ckpt_path"))
         # read before testing resets the metrics; under ddp_spawn the module's own metric state
@@ -235,7 +233,7 @@ def _train(cfg: DictConfig, out: Path, multirun: bool, run_name: str, group: str
     if not trainer.is_global_zero:
         return None
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if torch.is_tensor(v) and v.numel() == 1}
-    clock = next((c for c in parts.callbacks if isinstance(c, TrainingClock)), None)
+    clock = next(c for c in parts.callbacks if isinstance(c, TrainingClock))  # build() adds it to every run
     record.update(
         status="completed",
         test_acc=metrics.get("test/acc"),
@@ -243,8 +241,8 @@ def _train(cfg: DictConfig, out: Path, multirun: bool, run_name: str, group: str
         best_val_acc=float(best_val if best_val is not None else parts.module.val_acc_best.compute()),
         epochs=trainer.current_epoch,
         global_steps=trainer.global_step,
-        wall_time_s=round(clock.elapsed_s() if clock else time.time() - start, 2),  # the whole run's, across resumes
-        **({"wall_time_before_resume_s": round(clock.before_resume_s, 2)} if clock and clock.before_resume_s else {}),
+        wall_time_s=round(clock.elapsed_s(), 2),  # the whole run's, across resumes
+        **({"wall_time_before_resume_s": round(clock.before_resume_s, 2)} if clock.before_resume_s else {}),
         test_checkpoint=(best_checkpoint(trainer) if cfg.test_ckpt == "best" else None) or "last",
         energy_file=ENERGY_FILE if (out / ENERGY_FILE).exists() else None,
         energy=headline(read_json(out / ENERGY_FILE)),
