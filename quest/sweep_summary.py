@@ -35,7 +35,6 @@ def collect_jobs(sweep_dir: Path) -> list[dict[str, Any]]:
             "reused_from": res.get("reused_from"),
             "signal": res.get("signal"),
             "overrides": res.get("overrides", []),
-            "updated": path.stat().st_mtime,  # when its record was last written
         })
     return rows
 
@@ -56,8 +55,7 @@ class SweepSummary(Callback):
         counts: dict[str, int] = {}
         for job in jobs:
             counts[job["status"]] = counts.get(job["status"], 0) + 1
-        rows = [{k: v for k, v in job.items() if k != "updated"} for job in jobs]
-        write_json_atomic(sweep_dir / "sweep_summary.json", {"counts": counts, "jobs": rows})
+        write_json_atomic(sweep_dir / "sweep_summary.json", {"counts": counts, "jobs": jobs})
         log.info("sweep %s: %s", sweep_dir, ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
         for job in jobs:
             if job["status"] != "completed":
@@ -86,7 +84,10 @@ def job_reason(job: dict[str, Any]) -> str:
 def exit_if_incomplete(jobs: list[dict[str, Any]], sweep_dir: Path, since: float | None = None) -> None:
     """Exit 1 with one line when any job of this multirun (record written at or after `since`; every
     job when None) did not complete."""
-    mine = [job for job in jobs if since is None or job.get("updated", since) >= since - 1.0]
+    def written_since(job: dict[str, Any]) -> bool:  # 1 s of slack for the file system's clock
+        return since is None or (sweep_dir / job["job"] / RESULTS_FILE).stat().st_mtime >= since - 1.0
+
+    mine = [job for job in jobs if written_since(job)]
     incomplete = [job for job in mine if job["status"] != "completed"]
     if incomplete:
         log.error("sweep %s: %d of %d jobs of this run did not complete (see sweep_summary.json); exit code 1",
