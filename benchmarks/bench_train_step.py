@@ -22,6 +22,7 @@ once on the B images and its output is repeated over T), loss = mean over t of c
                 Lightning's trainer.precision=bf16-mixed runs a training step (forward and loss
                 under autocast, backward outside): convs and linears in bf16. QUEST keeps its
                 neuron scan and MINT quantizer in fp32 (quest/snn/conv.py).
+- quest-compiled-bf16: quest-bf16 with the compiled scan backward (`module.compile_scan=true`).
 
 The encoding layer of every spiking variant is a soft-reset IF neuron (v_reset=None in
 SpikingJelly, reset_mechanism="subtract" in snnTorch), as in QUEST.
@@ -61,6 +62,7 @@ if str(ROOT) not in sys.path:
 
 VARIANTS = (
     "quest", "quest-compiled", "spikingjelly", "snntorch", "floor", "quest-bf16", "spikingjelly-bf16", "floor-bf16",
+    "quest-compiled-bf16",
 )  # fmt: skip
 MIXED = "-bf16"  # suffix of the variants run under torch.autocast(bfloat16)
 PEERS = {"spikingjelly": "spikingjelly", "snntorch": "snntorch", "spikingjelly-bf16": "spikingjelly"}
@@ -267,7 +269,7 @@ class Trainer:
 
 def make_trainer(name: str, args: argparse.Namespace, device: torch.device) -> Trainer:
     torch.manual_seed(0)
-    return Trainer(name, build(name, args, device), compiled=name == "quest-compiled", mixed=name.endswith(MIXED))
+    return Trainer(name, build(name, args, device), compiled=name.startswith("quest-compiled"), mixed=name.endswith(MIXED))
 
 
 def _sync(device: torch.device) -> None:
@@ -582,6 +584,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             results[n]["time_over_floor"] = paired_ratio(ts, times["floor"])
         if "floor-bf16" in times:
             results[n]["time_over_floor_bf16"] = paired_ratio(ts, times["floor-bf16"])
+        if "spikingjelly-bf16" in times:
+            results[n]["time_over_spikingjelly_bf16"] = paired_ratio(ts, times["spikingjelly-bf16"])
         if "quest" in times:
             results[n]["quest_time_over_this"] = paired_ratio(times["quest"], ts)
         if "quest-bf16" in times:
@@ -662,14 +666,18 @@ def markdown(report: dict[str, Any]) -> str:
             "",
             "QUEST with trainer.precision=bf16-mixed (quest-bf16) against each variant:",
             "",
-            "| variant | quest-bf16 time / this | quest-bf16 memory / this |",
-            "| --- | ---: | ---: |",
+            "| variant | quest-bf16 time / this | quest-bf16 memory / this | this time / floor-bf16 "
+            "| this time / spikingjelly-bf16 |",
+            "| --- | ---: | ---: | ---: | ---: |",
         ]
         for n in [*VARIANTS, "quest+monitor"]:
-            if n in res and n != "quest-bf16":
+            if n in res:
                 pk = _peak(res[n], dev)
+                own = n == "quest-bf16"
                 lines.append(
-                    f"| {n} | {fmt(res[n].get('quest_bf16_time_over_this'))} | {ratio(_peak(mixed, dev), pk)} |"
+                    f"| {n} | {'-' if own else fmt(res[n].get('quest_bf16_time_over_this'))} "
+                    f"| {'-' if own else ratio(_peak(mixed, dev), pk)} | {fmt(res[n].get('time_over_floor_bf16'))} "
+                    f"| {fmt(res[n].get('time_over_spikingjelly_bf16'))} |"
                 )
     m, c = report["machine"], report["config"]
     mem_note = (

@@ -21,6 +21,7 @@ from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from quest import rng_state
+from quest.snn.scan import set_compile
 from quest.snn.start_calibration import calibrate_start
 
 SCHEDULERS = ("cosine", "step", "none")
@@ -43,6 +44,7 @@ class QuestModule(L.LightningModule):
         step_milestones: tuple[float, ...] = (0.5, 0.75),
         step_gamma: float = 0.1,
         compile: bool = False,
+        compile_scan: bool = False,
         start_spike_rate: float | None = None,
     ) -> None:
         super().__init__()
@@ -50,6 +52,8 @@ class QuestModule(L.LightningModule):
             raise ValueError(f"module.scheduler={scheduler!r}: allowed {list(SCHEDULERS)}")
         if not lr > 0:
             raise ValueError(f"module.lr={lr!r}: must be > 0")
+        if not isinstance(compile_scan, bool):
+            raise ValueError(f"module.compile_scan={compile_scan!r}: allowed true or false")
         if start_spike_rate is not None and not 0.0 < start_spike_rate < 1.0:
             raise ValueError(f"module.start_spike_rate={start_spike_rate!r}: must be in (0, 1), or null for the paper's init")
         self.save_hyperparameters(logger=False, ignore=["net"])
@@ -68,6 +72,8 @@ class QuestModule(L.LightningModule):
         return self.net(x)
 
     def setup(self, stage: str) -> None:
+        # every stage, so that a job of a multirun never inherits the switch of the job before it
+        set_compile(bool(self.hparams.compile_scan))
         if self.hparams.compile and stage == "fit":
             self.net = torch.compile(self.net)
 

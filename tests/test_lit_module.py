@@ -6,6 +6,8 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
+from quest.pipeline import one_line
+
 
 @pytest.mark.parametrize("scheduler", ["cosine", "step"])
 def test_paper_recipe_optimizer_and_schedule(compose_cfg, scheduler):
@@ -26,3 +28,23 @@ def test_paper_recipe_optimizer_and_schedule(compose_cfg, scheduler):
     else:
         assert isinstance(sched, torch.optim.lr_scheduler.MultiStepLR)
         assert sorted(sched.milestones) == [50, 75] and sched.gamma == 0.1
+
+
+def test_compile_scan_switch_is_set_by_each_run_and_checked(compose_cfg):
+    """module.compile_scan (opt-in) sets the fused scan's compiled backward for the run that sets up,
+    in either direction, so a multirun's job never inherits the switch of the job before it."""
+    from quest.snn import scan
+
+    try:
+        for value in (True, False):
+            cfg = compose_cfg(["experiment=quickstart", f"module.compile_scan={str(value).lower()}"])
+            module = instantiate(cfg.module, net=instantiate(cfg.model))
+            scan.set_compile(not value)
+            module.setup("fit")
+            assert scan.compile_enabled() is value
+    finally:
+        scan.set_compile(False)
+    cfg = compose_cfg(["experiment=quickstart", "module.compile_scan=yes"])
+    with pytest.raises(Exception) as err:
+        instantiate(cfg.module, net=instantiate(cfg.model))
+    assert one_line(err.value) == "module.compile_scan='yes': allowed true or false"
