@@ -6,6 +6,7 @@
 #
 #   bash benchmarks/results_quiet.sh [OUT_DIR]            # default benchmarks/results/quiet
 #   QUICK=1 bash benchmarks/results_quiet.sh /tmp/smoke   # tiny settings: checks that every command runs
+#   ONLY="step_b16 epoch_bf16" bash benchmarks/results_quiet.sh OUT  # only the commands of these names
 #
 # Needs the bench extra (spikingjelly: pip install -e ".[bench]") and the CIFAR-10 arrays at
 # ../shared/data/cifar10/cifar10.npz (or NPZ=/path/to/cifar10.npz).
@@ -28,6 +29,7 @@ LOG="$OUT/commands.log"
 : > "$LOG"
 run() {  # run NAME CMD...: logs the command, the load before/after and the exit code
   local name=$1; shift
+  if [ -n "${ONLY:-}" ] && [[ " $ONLY " != *" $name "* ]]; then return 0; fi
   echo "== $name: $* | load before: $(cut -d' ' -f1-3 /proc/loadavg) | $(date -u +%FT%TZ)" | tee -a "$LOG"
   "$@" > "$OUT/$name.log" 2>&1
   local rc=$?
@@ -38,12 +40,13 @@ START=$(date +%s)
 
 # 0. the numbers are the same as before this work: logits, gradients, levels bit for bit (not timed)
 run identical "$PY" benchmarks/check_identical.py --before-rev "$BEFORE"
-# 1. bf16-mixed training step at batch 16 and 64, 2 threads: QUEST vs the bf16 floor and SpikingJelly bf16;
-#    QUEST fp32 is there for the monitor (quest+monitor: the transition monitor after every step)
+# 1. bf16-mixed training step at batch 16 and 64, 2 threads: QUEST (eager, and with the opt-in compiled scan
+#    backward, module.compile_scan=true) vs the bf16 floor and SpikingJelly bf16; QUEST fp32 is there for the
+#    monitor (quest+monitor: the transition monitor after every step)
 for B in $B16 $B64; do
   if [ "$B" = "$B16" ]; then STEPS=$S16; else STEPS=$S64; fi
-  run "step_b$B" "$PY" benchmarks/bench_train_step.py --variants quest quest-bf16 floor-bf16 spikingjelly-bf16 \
-    --batch-size "$B" $STEPS --threads 2 --no-memory --no-data --no-optimizer --out "$OUT/step_b$B"
+  run "step_b$B" "$PY" benchmarks/bench_train_step.py --variants quest quest-bf16 quest-compiled-bf16 floor-bf16 \
+    spikingjelly-bf16 --batch-size "$B" $STEPS --threads 2 --no-memory --no-data --no-optimizer --out "$OUT/step_b$B"
 done
 # 2. before/after of this work, bf16-mixed, batch 16, 2 threads, in one process
 run ab_b16 "$PY" benchmarks/compare_revisions.py --before-rev "$BEFORE" --mixed --batch-size "$B16" $SAB --threads 2 \
@@ -58,6 +61,11 @@ run profile_floor "$PY" benchmarks/profile_step.py --variant floor-bf16 --batch-
 run epoch_fp32 "$PY" benchmarks/bench_epoch.py $SEP --batch-size 128 --threads 2 --data "$NPZ" --out "$OUT/epoch_fp32"
 run epoch_bf16 "$PY" benchmarks/bench_epoch.py $SEPB --batch-size 128 --threads 2 --precision bf16-mixed --data "$NPZ" \
   --out "$OUT/epoch_bf16"
+# 5. the same slices with the opt-in compiled scan backward (module.compile_scan=true)
+run epoch_fp32_compiled "$PY" benchmarks/bench_epoch.py $SEPB --batch-size 128 --threads 2 --compile-scan --data "$NPZ" \
+  --out "$OUT/epoch_fp32_compiled"
+run epoch_bf16_compiled "$PY" benchmarks/bench_epoch.py $SEPB --batch-size 128 --threads 2 --precision bf16-mixed \
+  --compile-scan --data "$NPZ" --out "$OUT/epoch_bf16_compiled"
 echo "total $(( $(date +%s) - START )) s" | tee -a "$LOG"
 
 "$PY" - "$OUT" <<'PY'
@@ -78,6 +86,11 @@ for path in sorted(out.glob("step_b*.json"), key=lambda p: int(p.stem[6:])):
     rows.append(f"| quest-bf16 / floor-bf16, batch {b} | {q['time_over_floor_bf16']:.2f}x | {load_} |")
     if "spikingjelly-bf16" in res:
         rows.append(f"| quest-bf16 / spikingjelly-bf16, batch {b} | {res['spikingjelly-bf16']['quest_bf16_time_over_this']:.2f}x | {load_} |")
+    if "quest-compiled-bf16" in res:
+        qc = res["quest-compiled-bf16"]
+        rows.append(f"| quest-compiled-bf16 / floor-bf16, batch {b} | {qc['time_over_floor_bf16']:.2f}x | {load_} |")
+        if "time_over_spikingjelly_bf16" in qc:
+            rows.append(f"| quest-compiled-bf16 / spikingjelly-bf16, batch {b} | {qc['time_over_spikingjelly_bf16']:.2f}x | {load_} |")
     rows.append(f"| median step ms, batch {b}: quest-bf16 / floor-bf16 / spikingjelly-bf16 / quest fp32 | "
                 f"{q['median_ms']:.0f} / {res['floor-bf16']['median_ms']:.0f} / "
                 f"{res.get('spikingjelly-bf16', {}).get('median_ms', float('nan')):.0f} / {res['quest']['median_ms']:.0f} | {load_} |")
@@ -89,12 +102,13 @@ ab = load("ab_b16")
 if ab:
     rows.append(f"| bf16 step now / before ({ab['before_rev']}), batch {ab['batch_size']} | {ab['ratios']['now/before']:.2f}x | "
                 f"{ab['load_average']['start']} -> {ab['load_average']['end']} |")
-for name in ("epoch_fp32", "epoch_bf16"):
+for name in ("epoch_fp32", "epoch_bf16", "epoch_fp32_compiled", "epoch_bf16_compiled"):
     e = load(name)
     if not e:
         rows.append(f"| {name} | not measured (see {name}.log) | |")
         continue
     res, c = e["results"], e["config"]
+    c["precision"] += ", compiled scan backward" if c.get("compile_scan") else ""
     q = res["quest"]
     if "prorated_time_over_spikingjelly" in q:
         rows.append(f"| epoch slice {c['precision']}: QUEST time / SJ time with the layer-health measurements prorated | "
